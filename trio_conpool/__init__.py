@@ -1,0 +1,44 @@
+"""trio_conpool: a protocol-agnostic connection pool for trio."""
+
+from __future__ import annotations
+
+from ._config import PoolConfig
+from ._endpoint import Endpoint, TLSConfig
+from ._errors import (
+    ConnectError,
+    ConnectTimeout,
+    LeaseClosed,
+    PoolClosed,
+    PoolError,
+    PoolTimeout,
+    TLSError,
+)
+from ._handler import AccessMode, ConnectionInfo, Exclusive, Multiplexed, ProtocolHandler, RawStream
+from ._lease import Lease, LeaseContext
+from ._pool import Pool, WarmResult, open_pool
+from ._stats import EndpointStats
+
+__all__ = [
+    "AccessMode",
+    "ConnectError",
+    "ConnectTimeout",
+    "ConnectionInfo",
+    "Endpoint",
+    "EndpointStats",
+    "Exclusive",
+    "Lease",
+    "LeaseClosed",
+    "LeaseContext",
+    "Multiplexed",
+    "Pool",
+    "PoolClosed",
+    "PoolConfig",
+    "PoolError",
+    "PoolTimeout",
+    "ProtocolHandler",
+    "RawStream",
+    "TLSConfig",
+    "TLSError",
+    "WarmResult",
+    "open_pool",
+]

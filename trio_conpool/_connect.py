@@ -1,0 +1,316 @@
+"""Opening transports: TCP (happy eyeballs) or a Unix socket, then TLS.
+
+Theory of operation
+-------------------
+:func:`open_transport` is the only way the pool gets a connection. It runs
+DNS, connect and TLS handshake under one deadline, and it owns the socket
+until it returns: on any failure or cancellation the socket is closed before
+the exception leaves. Failures come out as our own errors (``ConnectError``,
+``ConnectTimeout``, ``TLSError``) with the OS or :mod:`ssl` error chained;
+``Cancelled`` passes through untouched.
+
+Before an idle connection is reused the pool asks :func:`peek_idle`, a sync
+look at the raw socket. TLS 1.3 complicates it: servers send NewSessionTicket
+records right after the handshake (RFC 8446 section 4.6.1), so a healthy
+connection that has read nothing since is "readable". :func:`probe_tls_idle`
+settles it by reading through TLS until it would block. It can stop exactly
+there because the TLS layer reads from a :class:`_ProbeableStream`, which, while
+a probe runs, cancels the probe instead of waiting on an empty socket.
+``SSLStream.receive_some`` survives such a cancellation once the handshake is
+done (only its send path marks the stream broken), so the connection stays
+usable.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import functools
+import socket as stdlib_socket
+import ssl
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from ._endpoint import Endpoint, TLSConfig
+from ._errors import ConnectError, ConnectTimeout, TLSError
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
+
+
+@dataclass(slots=True, eq=False)
+class Transport:
+    """An open connection, handshake done, ready for a protocol handler.
+
+    Attributes:
+        stream: what the protocol speaks on: a :class:`trio.SocketStream`, or
+            a :class:`trio.SSLStream` over it.
+        socket: the raw socket underneath, for :func:`peek_idle`.
+        alpn_protocol: the protocol the server selected by ALPN, or None.
+        tls_version: e.g. ``"TLSv1.3"``; None for plain text.
+        peer_address, local_address: ``getpeername()`` / ``getsockname()``.
+    """
+
+    stream: trio.abc.Stream
+    socket: trio.socket.SocketType
+    alpn_protocol: str | None
+    tls_version: str | None
+    peer_address: Any
+    local_address: Any
+
+
+# A timeout parameter rather than the caller's fail_after (ASYNC109): expiry
+# must become ConnectTimeout naming the endpoint, not trio.TooSlowError.
+async def open_transport(endpoint: Endpoint, *, timeout: float | None) -> Transport:  # noqa: ASYNC109
+    """Connect to *endpoint* and, if it has a TLSConfig, complete the handshake.
+
+    Args:
+        endpoint: where to connect; TCP goes through :func:`trio.open_tcp_stream`
+            (happy eyeballs over every resolved address).
+        timeout: seconds for DNS, connect and handshake together; None: no limit.
+
+    Raises:
+        ConnectTimeout: *timeout* expired.
+        TLSError: the handshake failed; the message says why in plain words.
+        ConnectError: DNS failure, refusal, unreachable host.
+
+    On cancellation or any failure the socket is closed before the exception
+    propagates; ``Cancelled`` itself is never converted.
+    """
+    with trio.CancelScope() if timeout is None else trio.move_on_after(timeout):
+        stream = await _connect(endpoint)
+        try:
+            return await _finish(stream, endpoint)
+        except BaseException:
+            pass
+            raise
+    raise ConnectTimeout(f"connecting to {endpoint} timed out after {timeout} s", endpoint=endpoint)
+
+
+async def _connect(endpoint: Endpoint) -> trio.SocketStream:
+    try:
+        if endpoint.unix_path is not None:
+            return await trio.open_unix_socket(endpoint.unix_path)
+        return await trio.open_tcp_stream(endpoint.host, endpoint.port)
+    except OSError as exc:
+        raise _connect_error(endpoint, exc) from exc
+
+
+async def _finish(stream: trio.SocketStream, endpoint: Endpoint) -> Transport:
+    sock = stream.socket
+    try:
+        # The peer may reset the connection before we ask (ENOTCONN).
+        peer, local = sock.getpeername(), sock.getsockname()
+    except OSError as exc:
+        raise _connect_error(endpoint, exc) from exc
+    if endpoint.tls is None:
+        return Transport(stream, sock, None, None, peer, local)
+    tls = await open_tls(stream, endpoint, endpoint.tls)
+    return Transport(tls, sock, tls.selected_alpn_protocol(), tls.version(), peer, local)
+
+
+def _connect_error(endpoint: Endpoint, exc: OSError) -> ConnectError:
+    if isinstance(exc, stdlib_socket.gaierror):
+        reason = f"cannot resolve host {endpoint.host!r} ({exc.strerror})"
+        return ConnectError(f"{reason} for {endpoint}", endpoint=endpoint)
+    # Happy eyeballs raises OSError("all attempts ... failed") from an
+    # ExceptionGroup holding one OSError per address it tried.
+    attempts: list[BaseException] = [exc]
+    if isinstance(exc.__cause__, BaseExceptionGroup):
+        attempts = list(exc.__cause__.exceptions)
+    if any(getattr(e, "errno", None) == errno.ECONNREFUSED for e in attempts):
+        detail = "connection refused"
+    else:
+        detail = "; ".join(map(str, attempts))
+    return ConnectError(f"cannot connect to {endpoint}: {detail}", endpoint=endpoint)
+
+
+async def open_tls(
+    stream: trio.SocketStream, endpoint: Endpoint, tls: TLSConfig
+) -> trio.SSLStream[_ProbeableStream]:
+    """Wrap *stream* in TLS, offer ``tls.alpn``, and complete the handshake.
+
+    The handshake is explicit because Python checks the hostname only in
+    ``do_handshake`` (bpo-30141), never in an implicit one.
+
+    ALPN without changing the caller's context: :mod:`ssl` sets ALPN only on an
+    :class:`ssl.SSLContext`, and OpenSSL copies the context's list into each
+    connection when it is created (``SSL_new``, inside ``wrap_bio``, which
+    ``SSLStream.__init__`` calls synchronously). So the list is set, the
+    stream built, and the list cleared again with no checkpoint in between:
+    no other task can see it. Caveat: the list is cleared, not restored,
+    because :mod:`ssl` cannot read it back. A context whose owner configured
+    ALPN should be passed with ``alpn=()``; it then offers its own list.
+    """
+    hostname = tls.server_hostname or endpoint.host
+    try:
+        ssl_stream = _wrap(_ProbeableStream(stream), tls, hostname)
+        await ssl_stream.do_handshake()
+    except trio.BrokenResourceError as exc:
+        # SSLStream reports every failure this way, the ssl/OS error chained.
+        cause = exc.__cause__ or exc
+        raise _tls_error(endpoint, hostname, cause) from cause
+    return ssl_stream
+
+
+def _wrap(
+    stream: _ProbeableStream, tls: TLSConfig, hostname: str
+) -> trio.SSLStream[_ProbeableStream]:
+    if tls.ssl_context is None:
+        return trio.SSLStream(stream, _default_context(tls.alpn), server_hostname=hostname)
+    if not tls.alpn:
+        return trio.SSLStream(stream, tls.ssl_context, server_hostname=hostname)
+    tls.ssl_context.set_alpn_protocols(tls.alpn)
+    try:
+        return trio.SSLStream(stream, tls.ssl_context, server_hostname=hostname)
+    finally:
+        tls.ssl_context.set_alpn_protocols([])
+
+
+@functools.cache
+def _default_context(alpn: tuple[str, ...]) -> ssl.SSLContext:
+    """One verifying context per ALPN list for the whole process.
+
+    Building one loads the system CA store, which takes milliseconds; a
+    context is safe to share and this one is never changed after creation.
+    """
+    context = ssl.create_default_context()
+    if alpn:
+        context.set_alpn_protocols(alpn)
+    return context
+
+
+_NOT_TRUSTED = "certificate is not trusted: {message}; pass a CA bundle that contains the issuer"
+_WRONG_HOST = "certificate is not valid for host {host!r} ({message})"
+
+#: OpenSSL X509_V_ERR_* codes (x509_vfy.h) with what they mean to a user.
+_VERIFY_REASONS = {
+    2: _NOT_TRUSTED,  # UNABLE_TO_GET_ISSUER_CERT
+    18: _NOT_TRUSTED,  # DEPTH_ZERO_SELF_SIGNED_CERT
+    19: _NOT_TRUSTED,  # SELF_SIGNED_CERT_IN_CHAIN
+    20: _NOT_TRUSTED,  # UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+    21: _NOT_TRUSTED,  # UNABLE_TO_VERIFY_LEAF_SIGNATURE
+    9: "certificate is not valid yet (is the clock right?)",  # CERT_NOT_YET_VALID
+    10: "certificate has expired",  # CERT_HAS_EXPIRED
+    62: _WRONG_HOST,  # HOSTNAME_MISMATCH
+    64: _WRONG_HOST,  # IP_ADDRESS_MISMATCH
+}
+
+
+def _tls_error(endpoint: Endpoint, hostname: str, cause: BaseException) -> TLSError:
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        template = _VERIFY_REASONS.get(cause.verify_code, "certificate rejected: {message}")
+        reason = template.format(host=hostname, message=cause.verify_message)
+        return TLSError(f"TLS certificate of {endpoint}: {reason}", endpoint=endpoint)
+    if isinstance(cause, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
+        reason = "the server closed the connection"
+    else:
+        reason = str(cause) or type(cause).__name__
+    return TLSError(f"TLS handshake with {endpoint} failed: {reason}", endpoint=endpoint)
+
+
+class IdleCheck(enum.Enum):
+    """What :func:`peek_idle` found on an idle connection."""
+
+    #: nothing pending: reusable.
+    CLEAN = "clean"
+    #: EOF or a socket error: the peer is gone.
+    CLOSED = "closed"
+    #: bytes pending. On plain text a protocol violation (not reusable); on
+    #: TLS possibly session tickets, which :func:`probe_tls_idle` can tell.
+    DATA = "data"
+
+
+#: MSG_DONTWAIT is belt and braces: trio sockets are non-blocking anyway.
+_PEEK_FLAGS: int = stdlib_socket.MSG_PEEK | getattr(stdlib_socket, "MSG_DONTWAIT", 0)
+
+
+def peek_idle(transport: Transport) -> IdleCheck:
+    """Check, without blocking or consuming anything, whether the peer of an
+    idle connection closed it or sent something.
+
+    One ``poll`` call when nothing is pending (the common case).
+    """
+    sock = transport.socket
+    if sock.fileno() == -1:
+        return IdleCheck.CLOSED
+    if not sock.is_readable():
+        return IdleCheck.CLEAN
+    # trio's socket offers recv only as an async method, and its stdlib
+    # socket is private. So borrow the descriptor: a stdlib socket object on
+    # the same fd (family/type/proto given, so no probing syscalls), detached
+    # at once so it never closes the fd. os.dup would cost two syscalls and
+    # os.read would consume the bytes the protocol has yet to read.
+    borrowed = stdlib_socket.socket(sock.family, sock.type, sock.proto, fileno=sock.fileno())
+    try:
+        pending = borrowed.recv(1, _PEEK_FLAGS)
+    except BlockingIOError:
+        return IdleCheck.CLEAN  # readiness went away (spurious wakeup)
+    except OSError:
+        return IdleCheck.CLOSED  # ECONNRESET and friends
+    finally:
+        borrowed.detach()
+    return IdleCheck.DATA if pending else IdleCheck.CLOSED
+
+
+async def probe_tls_idle(transport: Transport) -> bool:
+    """For a TLS transport that :func:`peek_idle` found readable: is it still
+    reusable?
+
+    Reads through TLS until reading would block, never waiting on the network.
+    True if only records that carry no application data were pending (TLS 1.3
+    session tickets); False on close_notify, EOF, an error, or application
+    data nobody asked for (it is consumed, so the connection must be dropped).
+
+    Raises:
+        TypeError: *transport* is plain text or was not made by open_transport.
+    """
+    stream = transport.stream
+    if not isinstance(stream, trio.SSLStream) or not isinstance(
+        stream.transport_stream, _ProbeableStream
+    ):
+        raise TypeError("probe_tls_idle needs a TLS transport made by open_transport")
+    inner = stream.transport_stream
+    with trio.CancelScope() as probe:
+        inner.probe = probe
+        try:
+            await stream.receive_some(1)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return False
+        finally:
+            inner.probe = None
+        return False  # b"" (close_notify or EOF) or unexpected data
+    return True  # cancelled by _ProbeableStream: nothing more without waiting
+
+
+class _ProbeableStream(trio.abc.Stream):
+    """The SocketStream under our SSLStreams, able to refuse to wait.
+
+    While :func:`probe_tls_idle` runs, ``probe`` holds its cancel scope, and a
+    receive that would block cancels that scope instead. Otherwise it only
+    forwards, at the cost of one attribute check per receive.
+    """
+
+    __slots__ = ("_stream", "probe")
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self._stream = stream
+        self.probe: trio.CancelScope | None = None
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        if self.probe is not None and not self._stream.socket.is_readable():
+            self.probe.cancel()
+            await trio.lowlevel.checkpoint()  # raises Cancelled, caught by the probe
+        return await self._stream.receive_some(max_bytes)
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self._stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._stream.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()

@@ -1,0 +1,383 @@
+"""Pool: the async driver of the ledger. It owns the nursery in which every
+connection's tasks run, opens and closes transports, and turns the ledger's
+decisions into I/O (STYLE.md principle 3: decide synchronously, then act)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Generic, TypeVar, overload
+
+import trio
+
+from ._config import ConnectionHook, PoolConfig
+from ._connect import IdleCheck, open_transport, peek_idle, probe_tls_idle
+from ._connection import PooledConnection
+from ._endpoint import Endpoint
+from ._errors import ConnectError, ConnectTimeout, PoolClosed, PoolError, PoolTimeout
+from ._handler import ConnectionInfo, ProtocolHandler, RawStream
+from ._lease import Lease, LeaseContext
+from ._ledger import Conn, ConnectGrant, FailureGrant, Grant, LeaseGrant, Ledger, Waiter, Work
+from ._stats import EndpointStats
+
+S = TypeVar("S")
+logger = logging.getLogger("trio_conpool")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WarmResult:
+    """What :meth:`Pool.warm` achieved: connections opened and the errors of
+    the attempts that failed."""
+
+    opened: int
+    errors: tuple[PoolError, ...] = ()
+
+
+class Pool(Generic[S]):
+    """A connection pool; create it with :func:`open_pool`."""
+
+    def __init__(self, config: PoolConfig, handler: ProtocolHandler[S], nursery: trio.Nursery):
+        self.config = config
+        self.handler = handler
+        self._nursery = nursery
+        self._ledger = Ledger(
+            max_per_endpoint=config.max_connections_per_endpoint,
+            max_total=config.max_connections_total,
+            max_idle_time=config.max_idle_time,
+            max_lifetime=config.max_connection_lifetime,
+            max_uses=config.max_connection_uses,
+            jitter=config.jitter,
+            is_healthy=self._is_healthy,
+        )
+        self._reaper_scope = trio.CancelScope()
+        self._settled = trio.lowlevel.ParkingLot()  # woken whenever connections close
+
+    # -- leasing -------------------------------------------------------------
+
+    def connection(self, endpoint: Endpoint) -> LeaseContext[S]:
+        """``async with pool.connection(ep) as lease``: see :class:`LeaseContext`."""
+        return LeaseContext(self, endpoint)
+
+    async def acquire(self, endpoint: Endpoint) -> Lease[S]:
+        """Lease a connection to *endpoint*, opening one if the limits allow.
+
+        Waits (first come, first served) while the endpoint is at its limit,
+        up to ``pool_timeout``. Cancellation at any point leaves the pool as
+        it was: a lease granted meanwhile is handed back, a half-open
+        connection closed.
+
+        Raises:
+            PoolTimeout: no capacity within ``pool_timeout``.
+            PoolClosed: the pool is closing.
+            ConnectError, ConnectTimeout, TLSError: opening failed.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        timeout = self.config.pool_timeout
+        deadline = math.inf if timeout is None else trio.current_time() + timeout
+        while True:
+            grant = await self._wait_for_grant(endpoint, deadline)
+            if isinstance(grant, FailureGrant):
+                raise self._failure(endpoint, grant.error)
+            if isinstance(grant, ConnectGrant):
+                lease = await self._open(grant.conn)
+            else:
+                lease = await self._checkout(grant)
+            if lease is not None:
+                return lease
+
+    async def release(self, lease: Lease[S]) -> None:
+        """End *lease*; the connection goes back to the pool if reusable."""
+        conn = lease._finish()
+        self._handler_hook(self.handler.on_release, conn)
+        self._apply(self._ledger.release(conn, trio.current_time()))
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def discard(self, lease: Lease[S]) -> None:
+        """End *lease* and close its connection."""
+        conn = lease._finish()
+        self._handler_hook(self.handler.on_release, conn)
+        self._apply(self._ledger.discard(conn, trio.current_time()))
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def _wait_for_grant(self, endpoint: Endpoint, deadline: float) -> Grant:
+        result, work = self._ledger.request(endpoint, trio.current_time())
+        self._apply(work)
+        if not isinstance(result, Waiter):
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return result
+        result.wakeup = event = trio.Event()
+        try:
+            with trio.move_on_at(deadline):
+                await event.wait()
+        except BaseException:
+            self._apply(self._ledger.cancel(result, trio.current_time()))
+            raise
+        if result.grant is None:
+            self._apply(self._ledger.cancel(result, trio.current_time()))
+            raise PoolTimeout(
+                f"no connection to {endpoint} became available within "
+                f"pool_timeout={self.config.pool_timeout}s",
+                endpoint=endpoint,
+            )
+        return result.grant
+
+    async def _checkout(self, grant: LeaseGrant) -> Lease[S] | None:
+        """Hand out a granted lease, after checking a reused idle connection
+        is still good; None if it was not (it is discarded)."""
+        conn = grant.conn
+        lease = Lease(self, conn, reused=grant.reused)
+        if grant.reused and conn.leases == 1:
+            try:
+                good = await self._still_good(lease)
+            except BaseException:
+                await lease.discard()
+                raise
+            if not good:
+                await lease.discard()
+                return None
+        connection: PooledConnection[S] = conn.payload
+        connection.info.use_count = conn.uses
+        self._handler_hook(self.handler.on_acquire, conn)
+        if grant.reused:
+            self._call_user_hook(self.config.on_connection_reused, connection.info)
+        return lease
+
+    async def _still_good(self, lease: Lease[S]) -> bool:
+        connection: PooledConnection[S] = lease._conn.payload
+        if self.config.check_readable and not lease.multiplexed:
+            check = peek_idle(connection.transport)
+            if check is IdleCheck.CLOSED:
+                return False
+            if check is IdleCheck.DATA and not (
+                connection.transport.tls_version and await probe_tls_idle(connection.transport)
+            ):
+                return False
+        if self.config.health_check is not None:
+            try:
+                return bool(await self.config.health_check(lease))
+            except Exception:
+                logger.exception("health_check failed for %r", connection.info)
+                return False
+        return True
+
+    # -- opening and closing -------------------------------------------------
+
+    async def _open(self, conn: Conn) -> Lease[S] | None:
+        """Open the connection the ledger reserved as *conn* and take its
+        first lease (None if it came up with no capacity)."""
+        grant = await self._establish(conn, lease=True)
+        if grant is None:
+            if self._ledger.closed:
+                raise PoolClosed("the pool closed while connecting", endpoint=conn.book.endpoint)
+            return None
+        return await self._checkout(grant)
+
+    async def _establish(self, conn: Conn, *, lease: bool) -> LeaseGrant | None:
+        endpoint = conn.book.endpoint
+        timeout = self.config.connect_timeout
+        deadline = math.inf if timeout is None else trio.current_time() + timeout
+        try:
+            transport = await open_transport(endpoint, timeout=timeout)
+            connection: PooledConnection[S] = await self._start(conn, transport, deadline)
+        except BaseException as exc:
+            error = exc if isinstance(exc, Exception) else None
+            self._apply(self._ledger.connect_failed(conn, error, trio.current_time()))
+            raise
+        mode = self.handler.access_mode(connection.state)
+        grant, work = self._ledger.connected(conn, mode, trio.current_time(), lease=lease)
+        connection.info._on_change = partial(self._on_changed, conn)
+        self._call_user_hook(self.config.on_connection_created, connection.info)
+        self._apply(work)
+        return grant
+
+    async def _start(self, conn: Conn, transport: Any, deadline: float) -> PooledConnection[S]:
+        """Start the connection's host task and let the handler set it up."""
+        info = ConnectionInfo(
+            endpoint=conn.book.endpoint,
+            created_at=trio.current_time(),
+            alpn_protocol=transport.alpn_protocol,
+            tls_version=transport.tls_version,
+            peer_address=transport.peer_address,
+            local_address=transport.local_address,
+        )
+        connection: PooledConnection[S] = PooledConnection(transport, info)
+        conn.payload = connection
+        try:
+            await self._nursery.start(connection.host)
+            assert connection.nursery is not None
+            with trio.fail_at(deadline):
+                connection.state = await self.handler.init_state(
+                    transport.stream, info, connection.nursery
+                )
+        except BaseException as exc:
+            await connection.aclose(self.handler, self.config.close_timeout, has_state=False)
+            if isinstance(exc, trio.TooSlowError):
+                raise ConnectTimeout(
+                    f"setting up the connection to {conn.book.endpoint} exceeded "
+                    f"connect_timeout={self.config.connect_timeout}s",
+                    endpoint=conn.book.endpoint,
+                ) from exc
+            raise
+        return connection
+
+    def _apply(self, work: Work) -> None:
+        """Do what the ledger decided: wake waiters, close connections."""
+        for waiter in work.wake:
+            waiter.wakeup.set()
+        if work.close:
+            for conn in work.close:
+                if conn.payload is not None:
+                    self._nursery.start_soon(self._dispose, conn.payload)
+        if work.close or self._ledger.closed:
+            self._settled.unpark_all()
+        if self._reaper_scope.deadline == math.inf and self._ledger.idle_lru:
+            self._reaper_scope.deadline = self._ledger.next_idle_deadline()
+
+    async def _dispose(self, connection: PooledConnection[S]) -> None:
+        await connection.aclose(self.handler, self.config.close_timeout, has_state=True)
+        self._call_user_hook(self.config.on_connection_closed, connection.info)
+
+    def _on_changed(self, conn: Conn) -> None:
+        connection: PooledConnection[S] = conn.payload
+        mode = self.handler.access_mode(connection.state)
+        healthy = self.handler.is_healthy(connection.state)
+        self._apply(self._ledger.changed(conn, mode, healthy, trio.current_time()))
+
+    def _is_healthy(self, conn: Conn) -> bool:
+        connection: PooledConnection[S] = conn.payload
+        return self.handler.is_healthy(connection.state)
+
+    def _failure(self, endpoint: Endpoint, error: BaseException | None) -> PoolError:
+        """A fresh exception for a waiter failed by someone else's connect
+        (raising one instance in many tasks would tangle its traceback)."""
+        if error is None:
+            return PoolClosed("the pool is closed", endpoint=endpoint)
+        if isinstance(error, PoolError):
+            failure = type(error)(str(error), endpoint=endpoint)
+        else:
+            failure = ConnectError(f"connecting to {endpoint} failed: {error!r}", endpoint=endpoint)
+        failure.__cause__ = error
+        return failure
+
+    def _handler_hook(self, hook: Callable[[S], None], conn: Conn) -> None:
+        connection: PooledConnection[S] = conn.payload
+        hook(connection.state)
+
+    def _call_user_hook(self, hook: ConnectionHook | None, info: ConnectionInfo) -> None:
+        if hook is None:
+            return
+        try:
+            hook(info.endpoint, info)
+        except Exception:
+            logger.exception("connection hook %r raised; the pool carries on", hook)
+
+    # -- maintenance -----------------------------------------------------------
+
+    async def warm(self, endpoint: Endpoint, count: int) -> WarmResult:
+        """Open up to *count* connections to *endpoint* concurrently, within
+        the limits, and leave them idle. Failures are reported in the result,
+        not raised."""
+        if count < 0:
+            raise ValueError(f"count must be >= 0, got {count!r}")
+        await trio.lowlevel.checkpoint_if_cancelled()
+        grants = []
+        for _ in range(count):
+            grant = self._ledger.reserve(endpoint)
+            if grant is None:
+                break
+            grants.append(grant)
+        errors: list[PoolError] = []
+
+        async def one(conn: Conn) -> None:
+            try:
+                await self._establish(conn, lease=False)
+            except PoolError as exc:
+                errors.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            for grant in grants:
+                nursery.start_soon(one, grant.conn)
+        return WarmResult(opened=len(grants) - len(errors), errors=tuple(errors))
+
+    async def close_idle_connections(self, endpoint: Endpoint) -> None:
+        """Close the endpoint's idle connections now; leased ones stay."""
+        self._apply(self._ledger.close_idle(endpoint, trio.current_time()))
+        await trio.lowlevel.checkpoint()
+
+    async def close_all_connections(self, endpoint: Endpoint) -> None:
+        """Close every connection of *endpoint*: idle ones now, leased ones as
+        their leases end, which this waits for. New acquires open new ones."""
+        self._apply(self._ledger.drain_all(endpoint, trio.current_time()))
+        book = self._ledger.book(endpoint)
+        while book.conns:
+            await self._settled.park()
+        await trio.lowlevel.checkpoint()
+
+    def stats(self, endpoint: Endpoint) -> EndpointStats:
+        """A snapshot of *endpoint*'s counts (all zero if never used)."""
+        return self._ledger.stats(endpoint)
+
+    def all_stats(self) -> dict[Endpoint, EndpointStats]:
+        return {ep: book.stats() for ep, book in self._ledger.books.items()}
+
+    async def _reap_idle(self) -> None:
+        """Close connections idle past ``max_idle_time``, waking exactly when
+        the oldest one expires."""
+        while True:
+            work, deadline = self._ledger.expire_idle(trio.current_time())
+            self._apply(work)
+            with trio.CancelScope(deadline=deadline) as self._reaper_scope:
+                await trio.sleep_forever()
+
+    async def _shutdown(self) -> None:
+        """No new leases; let leases finish for up to ``close_timeout``, then
+        close what is left. Shielded: runs to the end even when cancelled."""
+        self._apply(self._ledger.shutdown())
+        with trio.move_on_after(self.config.close_timeout, shield=True):
+            while self._ledger.open_total:
+                await self._settled.park()
+        leftover = [c for book in self._ledger.books.values() for c in book.conns]
+        self._apply(self._ledger.force_close(leftover))
+
+
+@overload
+def open_pool(
+    config: PoolConfig | None = None,
+) -> AbstractAsyncContextManager[Pool[trio.abc.Stream]]: ...
+@overload
+def open_pool(
+    config: PoolConfig | None = None, *, handler: ProtocolHandler[S]
+) -> AbstractAsyncContextManager[Pool[S]]: ...
+def open_pool(
+    config: PoolConfig | None = None, *, handler: ProtocolHandler[Any] | None = None
+) -> AbstractAsyncContextManager[Pool[Any]]:
+    """Open a connection pool: ``async with open_pool(config, handler=h) as pool``.
+
+    Entering starts the pool's background tasks; leaving stops new leases
+    (:class:`PoolClosed`), closes idle connections, gives leased ones up to
+    ``close_timeout`` to be returned, then closes everything. Nothing the
+    pool started outlives the block.
+
+    Args:
+        config: limits and timeouts; ``PoolConfig()`` if omitted.
+        handler: the protocol; :class:`RawStream` (leases carry the bare
+            stream) if omitted.
+    """
+    return _open_pool(config or PoolConfig(), handler or RawStream())
+
+
+@asynccontextmanager
+async def _open_pool(config: PoolConfig, handler: ProtocolHandler[S]) -> AsyncIterator[Pool[S]]:
+    async with trio.open_nursery() as nursery:
+        pool = Pool(config, handler, nursery)
+        nursery.start_soon(pool._reap_idle)
+        try:
+            yield pool
+        finally:
+            await pool._shutdown()
+            # Only shielded, deadline-bounded closes remain; end the rest.
+            nursery.cancel_scope.cancel()
