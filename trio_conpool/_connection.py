@@ -25,13 +25,16 @@ class PooledConnection(Generic[S]):
     """The async layer's half of a pooled connection (the ledger's ``Conn``
     holds the other half: its state and lease counts)."""
 
-    __slots__ = ("_scope", "info", "nursery", "state", "transport")
+    __slots__ = ("_scope", "_stopped", "broken", "info", "nursery", "state", "transport")
 
     def __init__(self, transport: Transport, info: ConnectionInfo) -> None:
         self.transport = transport
         self.info = info
         self.nursery: trio.Nursery | None = None
+        #: a task of the handler crashed: never lease this connection again
+        self.broken = False
         self._scope: trio.CancelScope | None = None
+        self._stopped = trio.Event()
         self.state: S
 
     async def host(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -39,14 +42,17 @@ class PooledConnection(Generic[S]):
 
         A handler task that crashes must not take the pool down with it: the
         error is logged and the connection reported unhealthy."""
-        with trio.CancelScope() as self._scope:
-            try:
+        try:
+            with trio.CancelScope() as self._scope:
                 async with trio.open_nursery() as self.nursery:
                     task_status.started()
                     await trio.sleep_forever()
-            except Exception:
-                logger.exception("a background task of %r crashed", self.info)
-                self.info.notify_state_changed()
+        except Exception:
+            logger.exception("a background task of %r crashed", self.info)
+            self.broken = True
+            self.info.notify_state_changed()
+        finally:
+            self._stopped.set()
 
     def cancel_tasks(self) -> None:
         if self._scope is not None:
@@ -54,15 +60,20 @@ class PooledConnection(Generic[S]):
 
     async def aclose(self, handler: ProtocolHandler[S], grace: float, *, has_state: bool) -> None:
         """Say goodbye, stop the tasks, close the transport; all shielded
-        from cancellation and bounded by *grace* seconds together."""
+        from cancellation and bounded by *grace* seconds together.
+
+        trio's ``aclose()`` closes the socket even when cancelled, so a
+        handler that uses up the whole budget still leaves nothing open."""
         with trio.move_on_after(grace, shield=True):
-            if has_state:
-                try:
+            try:
+                if has_state:
                     await handler.on_close(self.state)
-                except Exception:
-                    logger.exception("on_close of %r failed", self.info)
-            self.cancel_tasks()
-            await self.transport.stream.aclose()
-        # aclose() closes the socket even when the deadline cancels it; this
-        # covers a handler whose on_close used up the whole budget.
-        await trio.aclose_forcefully(self.transport.stream)
+            except Exception:
+                logger.exception("on_close of %r failed", self.info)
+            finally:
+                # Stop the tasks before closing the socket under them, or a
+                # reader would see "another task closed this fd" and crash.
+                self.cancel_tasks()
+                if self._scope is not None:
+                    await self._stopped.wait()
+                await self.transport.stream.aclose()

@@ -194,9 +194,7 @@ class Ledger:
             del book.waiters[waiter]
         grant, waiter.grant = waiter.grant, None
         if isinstance(grant, LeaseGrant):
-            grant.conn.uses -= 1  # the lease was never used
-            if grant.reused:
-                book.total_reused -= 1
+            self._unuse(grant)
             self._end_lease(grant.conn, now, work)
         elif isinstance(grant, ConnectGrant):
             self._set_state(grant.conn, _E.FAILED)
@@ -277,6 +275,12 @@ class Ledger:
             self._close(conn, work)
         self._settle(conn.book, now, work)
         return work
+
+    def reject(self, grant: LeaseGrant, now: float) -> Work:
+        """A granted idle connection failed its checks before use: close it,
+        and do not count the lease as a use."""
+        self._unuse(grant)
+        return self.discard(grant.conn, now)
 
     def changed(self, conn: Conn, mode: AccessMode, healthy: bool, now: float) -> Work:
         """The handler says capacity, draining or health of *conn* changed."""
@@ -469,6 +473,11 @@ class Ledger:
             self.open_total -= 1
             if old is not _S.CONNECTING:
                 book.total_closed += 1
+
+    def _unuse(self, grant: LeaseGrant) -> None:
+        grant.conn.uses -= 1
+        if grant.reused:
+            grant.conn.book.total_reused -= 1
 
     def _lease(self, conn: Conn) -> None:
         book = conn.book

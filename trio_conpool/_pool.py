@@ -131,13 +131,14 @@ class Pool(Generic[S]):
         conn = grant.conn
         lease = Lease(self, conn, reused=grant.reused)
         if grant.reused and conn.leases == 1:
+            good = False
             try:
                 good = await self._still_good(lease)
-            except BaseException:
-                await lease.discard()
-                raise
+            finally:
+                if not good:  # failed the checks, or cancelled during them
+                    lease._finish()
+                    self._apply(self._ledger.reject(grant, trio.current_time()))
             if not good:
-                await lease.discard()
                 return None
         connection: PooledConnection[S] = conn.payload
         connection.info.use_count = conn.uses
@@ -244,12 +245,12 @@ class Pool(Generic[S]):
     def _on_changed(self, conn: Conn) -> None:
         connection: PooledConnection[S] = conn.payload
         mode = self.handler.access_mode(connection.state)
-        healthy = self.handler.is_healthy(connection.state)
+        healthy = not connection.broken and self.handler.is_healthy(connection.state)
         self._apply(self._ledger.changed(conn, mode, healthy, trio.current_time()))
 
     def _is_healthy(self, conn: Conn) -> bool:
         connection: PooledConnection[S] = conn.payload
-        return self.handler.is_healthy(connection.state)
+        return not connection.broken and self.handler.is_healthy(connection.state)
 
     def _failure(self, endpoint: Endpoint, error: BaseException | None) -> PoolError:
         """A fresh exception for a waiter failed by someone else's connect
