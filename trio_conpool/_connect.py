@@ -85,7 +85,7 @@ async def open_transport(endpoint: Endpoint, *, timeout: float | None) -> Transp
         try:
             return await _finish(stream, endpoint)
         except BaseException:
-            pass
+            await trio.aclose_forcefully(stream)
             raise
     raise ConnectTimeout(f"connecting to {endpoint} timed out after {timeout} s", endpoint=endpoint)
 

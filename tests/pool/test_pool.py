@@ -39,7 +39,6 @@ async def test_per_endpoint_limit_and_fifo(nursery: trio.Nursery, limit: int) ->
     ep = cp.Endpoint("127.0.0.1", server.port)
     order: list[int] = []
     async with cp.open_pool(cp.PoolConfig(max_connections_per_endpoint=limit)) as pool:
-
         go = trio.Event()
 
         async def worker(i: int) -> None:
@@ -135,7 +134,9 @@ async def test_connection_closed_by_server_is_never_handed_out(
         assert_clean(pool)
 
 
-async def test_health_check_decides_reuse(nursery: trio.Nursery, caplog: pytest.LogCaptureFixture) -> None:
+async def test_health_check_decides_reuse(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
     server = await start_server(nursery)
     ep = cp.Endpoint("127.0.0.1", server.port)
     verdicts = [False, True]
