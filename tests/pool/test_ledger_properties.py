@@ -88,7 +88,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(
         conns=consumes(connects),
         capacity=st.integers(0, 4),
-        outcome=st.sampled_from("ok fail cancel".split()),
+        outcome=st.sampled_from(["ok", "fail", "cancel"]),
     )
     def finish_connects(self, conns: list[Conn], capacity: int, outcome: str) -> None:
         for conn in conns:

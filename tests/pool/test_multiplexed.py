@@ -171,7 +171,7 @@ async def test_goodbye_is_sent_on_close(nursery: trio.Nursery) -> None:
     async def handler(server: Server, stream: trio.abc.Stream) -> None:
         await stream.send_all(b"CAP 1\n")
         async for data in stream:
-            received.append(data)
+            received.append(bytes(data))
 
     server = await start_server(nursery, handler)
     ep = cp.Endpoint("127.0.0.1", server.port)

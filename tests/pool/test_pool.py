@@ -216,9 +216,8 @@ async def test_refused_connect_raises_and_fails_waiters(nursery: trio.Nursery) -
 async def test_closed_pool_refuses_leases_and_closes_connections(nursery: trio.Nursery) -> None:
     server = await start_server(nursery)
     ep = cp.Endpoint("127.0.0.1", server.port)
-    async with cp.open_pool() as pool:
-        async with pool.connection(ep) as lease:
-            await roundtrip(lease)
+    async with cp.open_pool() as pool, pool.connection(ep) as lease:
+        await roundtrip(lease)
     with pytest.raises(cp.PoolClosed):
         await pool.acquire(ep)
     await server.wait_for(lambda: server.closed_by_client == 1)

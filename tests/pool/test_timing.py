@@ -75,7 +75,7 @@ async def test_pool_timeout(nursery: trio.Nursery, autojump_clock: trio.testing.
     async with cp.open_pool(config) as pool:
         lease = await pool.acquire(ep)
         start = trio.current_time()
-        with pytest.raises(cp.PoolTimeout, match="pool_timeout=2.5"):
+        with pytest.raises(cp.PoolTimeout, match=r"pool_timeout=2\.5"):
             await pool.acquire(ep)
         assert trio.current_time() - start == pytest.approx(2.5)
         await lease.release()
@@ -98,7 +98,7 @@ async def test_connect_timeout_covers_protocol_setup(
     config = cp.PoolConfig(connect_timeout=4.0)
     async with cp.open_pool(config, handler=SlowHandler()) as pool:
         start = trio.current_time()
-        with pytest.raises(cp.ConnectTimeout, match="connect_timeout=4.0"):
+        with pytest.raises(cp.ConnectTimeout, match=r"connect_timeout=4\.0"):
             await pool.acquire(ep)
         assert trio.current_time() - start == pytest.approx(4.0)
         assert pool.stats(ep).errors == 1
