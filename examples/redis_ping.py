@@ -83,8 +83,10 @@ class RedisError(RedisClientError):
 
 
 class RedisProtocolError(RedisClientError):
-    """The bytes from the server are not a valid reply, or the server closed
-    the connection mid-reply. The connection was discarded."""
+    """The server's answer is not one the protocol allows: invalid RESP or a
+    hang-up mid-reply (the connection was discarded), or a well-formed reply
+    of a type the command never returns (the connection, still in step, was
+    released)."""
 
 
 class _NeedData(Exception):

@@ -14,6 +14,17 @@ if TYPE_CHECKING:
 
 ConnectionHook = Callable[["Endpoint", "ConnectionInfo"], None]
 HealthCheck = Callable[["Lease[Any]"], Awaitable[bool]]
+#: A sync ``(event, info)`` callback; see :meth:`Pool.acquire` for the events.
+Trace = Callable[[str, dict[str, Any]], None]
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+#: "Use the PoolConfig value" for per-call overrides.
+DEFAULT: Any = _Default()
 
 
 def _positive(name: str, value: object, *, integer: bool = False, zero_ok: bool = False) -> None:

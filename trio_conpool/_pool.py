@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar, overload
 
 import trio
 
-from ._config import ConnectionHook, PoolConfig
+from ._config import DEFAULT, ConnectionHook, PoolConfig, Trace
 from ._connect import IdleCheck, open_transport, peek_idle, probe_tls_idle
 from ._connection import PooledConnection
 from ._endpoint import Endpoint
@@ -62,7 +62,14 @@ class Pool(Generic[S]):
         """``async with pool.connection(ep) as lease``: see :class:`LeaseContext`."""
         return LeaseContext(self, endpoint)
 
-    async def acquire(self, endpoint: Endpoint) -> Lease[S]:
+    async def acquire(
+        self,
+        endpoint: Endpoint,
+        *,
+        pool_timeout: float | None = DEFAULT,
+        connect_timeout: float | None = DEFAULT,
+        trace: Trace | None = None,
+    ) -> Lease[S]:
         """Lease a connection to *endpoint*, opening one if the limits allow.
 
         Waits (first come, first served) while the endpoint is at its limit,
@@ -70,22 +77,33 @@ class Pool(Generic[S]):
         it was: a lease granted meanwhile is handed back, a half-open
         connection closed.
 
+        Args:
+            pool_timeout, connect_timeout: override the PoolConfig values for
+                this call (``None``: no limit).
+            trace: called with ``("pool.wait_started", {})``,
+                ``("pool.wait_finished", {})``, ``("connect.started", {})``,
+                ``("connect.finished", {"alpn", "tls_version", "peer"})`` and
+                ``("connection.reused", {"use_count", "peer"})``.
+
         Raises:
             PoolTimeout: no capacity within ``pool_timeout``.
             PoolClosed: the pool is closing.
             ConnectError, ConnectTimeout, TLSError: opening failed.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
-        timeout = self.config.pool_timeout
-        deadline = math.inf if timeout is None else trio.current_time() + timeout
+        if pool_timeout is DEFAULT:
+            pool_timeout = self.config.pool_timeout
+        if connect_timeout is DEFAULT:
+            connect_timeout = self.config.connect_timeout
+        deadline = math.inf if pool_timeout is None else trio.current_time() + pool_timeout
         while True:
-            grant = await self._wait_for_grant(endpoint, deadline)
+            grant = await self._wait_for_grant(endpoint, deadline, pool_timeout, trace)
             if isinstance(grant, FailureGrant):
                 raise self._failure(endpoint, grant.error)
             if isinstance(grant, ConnectGrant):
-                lease = await self._open(grant.conn)
+                lease = await self._open(grant.conn, connect_timeout, trace)
             else:
-                lease = await self._checkout(grant)
+                lease = await self._checkout(grant, trace)
             if lease is not None:
                 return lease
 
@@ -93,7 +111,9 @@ class Pool(Generic[S]):
         """End *lease*; the connection goes back to the pool if reusable."""
         conn = lease._finish()
         self._handler_hook(self.handler.on_release, conn)
-        self._apply(self._ledger.release(conn, trio.current_time()))
+        now = trio.current_time()
+        conn.payload.info.last_used = now
+        self._apply(self._ledger.release(conn, now))
         await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def discard(self, lease: Lease[S]) -> None:
@@ -103,12 +123,16 @@ class Pool(Generic[S]):
         self._apply(self._ledger.discard(conn, trio.current_time()))
         await trio.lowlevel.cancel_shielded_checkpoint()
 
-    async def _wait_for_grant(self, endpoint: Endpoint, deadline: float) -> Grant:
+    async def _wait_for_grant(
+        self, endpoint: Endpoint, deadline: float, timeout: float | None, trace: Trace | None
+    ) -> Grant:
         result, work = self._ledger.request(endpoint, trio.current_time())
         self._apply(work)
         if not isinstance(result, Waiter):
             await trio.lowlevel.cancel_shielded_checkpoint()
             return result
+        if trace is not None:
+            trace("pool.wait_started", {})
         result.wakeup = event = trio.Event()
         try:
             with trio.move_on_at(deadline):
@@ -116,21 +140,25 @@ class Pool(Generic[S]):
         except BaseException:
             self._apply(self._ledger.cancel(result, trio.current_time()))
             raise
+        if trace is not None:
+            trace("pool.wait_finished", {})
         if result.grant is None:
             self._apply(self._ledger.cancel(result, trio.current_time()))
             raise PoolTimeout(
-                f"no connection to {endpoint} became available within "
-                f"pool_timeout={self.config.pool_timeout}s",
+                f"no connection to {endpoint} became available within pool_timeout={timeout}s",
                 endpoint=endpoint,
             )
         return result.grant
 
-    async def _checkout(self, grant: LeaseGrant) -> Lease[S] | None:
-        """Hand out a granted lease, after checking a reused idle connection
-        is still good; None if it was not (it is discarded)."""
+    async def _checkout(
+        self, grant: LeaseGrant, trace: Trace | None, *, fresh: bool = False
+    ) -> Lease[S] | None:
+        """Hand out a granted lease, after checking that a connection which
+        sat idle (warmed or used before) is still good; None if it was not
+        (it is closed)."""
         conn = grant.conn
         lease = Lease(self, conn, reused=grant.reused)
-        if grant.reused and conn.leases == 1:
+        if not fresh and conn.leases == 1:
             good = False
             try:
                 good = await self._still_good(lease)
@@ -145,6 +173,11 @@ class Pool(Generic[S]):
         self._handler_hook(self.handler.on_acquire, conn)
         if grant.reused:
             self._call_user_hook(self.config.on_connection_reused, connection.info)
+            if trace is not None:
+                trace(
+                    "connection.reused",
+                    {"use_count": conn.uses, "peer": connection.info.peer_address},
+                )
         return lease
 
     async def _still_good(self, lease: Lease[S]) -> bool:
@@ -167,27 +200,42 @@ class Pool(Generic[S]):
 
     # -- opening and closing -------------------------------------------------
 
-    async def _open(self, conn: Conn) -> Lease[S] | None:
+    async def _open(
+        self, conn: Conn, timeout: float | None, trace: Trace | None
+    ) -> Lease[S] | None:
         """Open the connection the ledger reserved as *conn* and take its
         first lease (None if it came up with no capacity)."""
-        grant = await self._establish(conn, lease=True)
+        grant = await self._establish(conn, timeout, trace, lease=True)
         if grant is None:
             if self._ledger.closed:
                 raise PoolClosed("the pool closed while connecting", endpoint=conn.book.endpoint)
             return None
-        return await self._checkout(grant)
+        return await self._checkout(grant, trace, fresh=True)
 
-    async def _establish(self, conn: Conn, *, lease: bool) -> LeaseGrant | None:
+    async def _establish(
+        self, conn: Conn, timeout: float | None, trace: Trace | None, *, lease: bool
+    ) -> LeaseGrant | None:
         endpoint = conn.book.endpoint
-        timeout = self.config.connect_timeout
         deadline = math.inf if timeout is None else trio.current_time() + timeout
+        if trace is not None:
+            trace("connect.started", {"endpoint": endpoint})
         try:
             transport = await open_transport(endpoint, timeout=timeout)
-            connection: PooledConnection[S] = await self._start(conn, transport, deadline)
+            connection: PooledConnection[S] = await self._start(conn, transport, deadline, timeout)
         except BaseException as exc:
             error = exc if isinstance(exc, Exception) else None
             self._apply(self._ledger.connect_failed(conn, error, trio.current_time()))
             raise
+        if trace is not None:
+            info = connection.info
+            trace(
+                "connect.finished",
+                {
+                    "alpn": info.alpn_protocol,
+                    "tls_version": info.tls_version,
+                    "peer": info.peer_address,
+                },
+            )
         mode = self.handler.access_mode(connection.state)
         grant, work = self._ledger.connected(conn, mode, trio.current_time(), lease=lease)
         connection.info._on_change = partial(self._on_changed, conn)
@@ -195,7 +243,9 @@ class Pool(Generic[S]):
         self._apply(work)
         return grant
 
-    async def _start(self, conn: Conn, transport: Any, deadline: float) -> PooledConnection[S]:
+    async def _start(
+        self, conn: Conn, transport: Any, deadline: float, timeout: float | None
+    ) -> PooledConnection[S]:
         """Start the connection's host task and let the handler set it up."""
         info = ConnectionInfo(
             endpoint=conn.book.endpoint,
@@ -219,7 +269,7 @@ class Pool(Generic[S]):
             if isinstance(exc, trio.TooSlowError):
                 raise ConnectTimeout(
                     f"setting up the connection to {conn.book.endpoint} exceeded "
-                    f"connect_timeout={self.config.connect_timeout}s",
+                    f"connect_timeout={timeout}s",
                     endpoint=conn.book.endpoint,
                 ) from exc
             raise
@@ -295,7 +345,7 @@ class Pool(Generic[S]):
 
         async def one(conn: Conn) -> None:
             try:
-                await self._establish(conn, lease=False)
+                await self._establish(conn, self.config.connect_timeout, None, lease=False)
             except PoolError as exc:
                 errors.append(exc)
 
@@ -373,12 +423,22 @@ def open_pool(
 
 @asynccontextmanager
 async def _open_pool(config: PoolConfig, handler: ProtocolHandler[S]) -> AsyncIterator[Pool[S]]:
+    # The body's own exception is re-raised as it is, not wrapped in the
+    # nursery's ExceptionGroup: `except ConnectError` around the block works.
+    body_error: BaseException | None = None
     async with trio.open_nursery() as nursery:
         pool = Pool(config, handler, nursery)
         nursery.start_soon(pool._reap_idle)
         try:
             yield pool
+        except BaseException as exc:
+            body_error = exc
         finally:
             await pool._shutdown()
             # Only shielded, deadline-bounded closes remain; end the rest.
             nursery.cancel_scope.cancel()
+    if body_error is not None:
+        try:
+            raise body_error
+        finally:
+            body_error = None  # no reference cycle through the traceback

@@ -7,6 +7,7 @@ import ssl
 
 import pytest
 import trio
+import trio.testing
 
 import trio_conpool as cp
 from tests.pool.servers import Server, assert_clean, echo, open_fds, start_server
@@ -301,3 +302,36 @@ async def test_close_all_connections_waits_for_leases(nursery: trio.Nursery) -> 
         await done.wait()
         assert pool.stats(ep).total_closed == 2
         assert_clean(pool)
+
+
+async def test_warmed_connection_is_checked_before_its_first_lease(nursery: trio.Nursery) -> None:
+    server = await start_server(nursery)
+    ep = cp.Endpoint("127.0.0.1", server.port)
+    async with cp.open_pool() as pool:
+        await pool.warm(ep, 1)
+        await server.wait_for(lambda: server.accepted == 1)
+        await server.close_all()
+        await server.wait_for(lambda: server.closed_by_client == 1)
+        (conn,) = pool._ledger.book(ep).conns
+        await trio.lowlevel.wait_readable(conn.payload.transport.socket)
+        async with pool.connection(ep) as lease:
+            await roundtrip(lease)
+        assert pool.stats(ep).total_created == 2
+
+
+async def test_last_used_follows_releases(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    server = await start_server(nursery)
+    ep = cp.Endpoint("127.0.0.1", server.port)
+    async with cp.open_pool() as pool:
+        lease = await pool.acquire(ep)
+        await trio.sleep(7)
+        await lease.release()
+        assert lease.info.last_used - lease.info.created_at == pytest.approx(7)
+
+
+async def test_errors_from_the_block_are_not_wrapped() -> None:
+    with pytest.raises(ValueError, match="plain"):
+        async with cp.open_pool():
+            raise ValueError("plain")

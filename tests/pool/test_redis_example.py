@@ -119,7 +119,7 @@ resp_values: st.SearchStrategy[redis_ping.RespValue] = st.recursive(
     st.none()
     | st.integers(min_value=-(2**63), max_value=2**63 - 1)
     | st.binary(max_size=40)
-    | st.text(st.characters(blacklist_characters="\r\n"), max_size=20)
+    | st.text(st.characters(codec="utf-8", exclude_characters="\r\n"), max_size=20)
     | st.builds(RedisError, st.from_regex(r"[A-Z]+ [a-z ]{0,20}", fullmatch=True)),
     lambda children: st.lists(children, max_size=5),
     max_leaves=20,
