@@ -124,7 +124,7 @@ class Pool(Generic[S]):
         await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def _wait_for_grant(
-        self, endpoint: Endpoint, deadline: float, timeout: float | None, trace: Trace | None
+        self, endpoint: Endpoint, deadline: float, limit: float | None, trace: Trace | None
     ) -> Grant:
         result, work = self._ledger.request(endpoint, trio.current_time())
         self._apply(work)
@@ -145,7 +145,7 @@ class Pool(Generic[S]):
         if result.grant is None:
             self._apply(self._ledger.cancel(result, trio.current_time()))
             raise PoolTimeout(
-                f"no connection to {endpoint} became available within pool_timeout={timeout}s",
+                f"no connection to {endpoint} became available within pool_timeout={limit}s",
                 endpoint=endpoint,
             )
         return result.grant
@@ -201,11 +201,11 @@ class Pool(Generic[S]):
     # -- opening and closing -------------------------------------------------
 
     async def _open(
-        self, conn: Conn, timeout: float | None, trace: Trace | None
+        self, conn: Conn, limit: float | None, trace: Trace | None
     ) -> Lease[S] | None:
         """Open the connection the ledger reserved as *conn* and take its
         first lease (None if it came up with no capacity)."""
-        grant = await self._establish(conn, timeout, trace, lease=True)
+        grant = await self._establish(conn, limit, trace, lease=True)
         if grant is None:
             if self._ledger.closed:
                 raise PoolClosed("the pool closed while connecting", endpoint=conn.book.endpoint)
@@ -213,15 +213,15 @@ class Pool(Generic[S]):
         return await self._checkout(grant, trace, fresh=True)
 
     async def _establish(
-        self, conn: Conn, timeout: float | None, trace: Trace | None, *, lease: bool
+        self, conn: Conn, limit: float | None, trace: Trace | None, *, lease: bool
     ) -> LeaseGrant | None:
         endpoint = conn.book.endpoint
-        deadline = math.inf if timeout is None else trio.current_time() + timeout
+        deadline = math.inf if limit is None else trio.current_time() + limit
         if trace is not None:
             trace("connect.started", {"endpoint": endpoint})
         try:
-            transport = await open_transport(endpoint, timeout=timeout)
-            connection: PooledConnection[S] = await self._start(conn, transport, deadline, timeout)
+            transport = await open_transport(endpoint, timeout=limit)
+            connection: PooledConnection[S] = await self._start(conn, transport, deadline, limit)
         except BaseException as exc:
             error = exc if isinstance(exc, Exception) else None
             self._apply(self._ledger.connect_failed(conn, error, trio.current_time()))
@@ -244,7 +244,7 @@ class Pool(Generic[S]):
         return grant
 
     async def _start(
-        self, conn: Conn, transport: Any, deadline: float, timeout: float | None
+        self, conn: Conn, transport: Any, deadline: float, limit: float | None
     ) -> PooledConnection[S]:
         """Start the connection's host task and let the handler set it up."""
         info = ConnectionInfo(
@@ -269,7 +269,7 @@ class Pool(Generic[S]):
             if isinstance(exc, trio.TooSlowError):
                 raise ConnectTimeout(
                     f"setting up the connection to {conn.book.endpoint} exceeded "
-                    f"connect_timeout={timeout}s",
+                    f"connect_timeout={limit}s",
                     endpoint=conn.book.endpoint,
                 ) from exc
             raise
