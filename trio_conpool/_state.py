@@ -27,6 +27,11 @@ import enum
 
 
 class ConnState(enum.Enum):
+    # Members are singletons compared by identity, so identity hashing is
+    # correct, and it is C-level: Enum's default hashes the name in Python,
+    # which showed up in checkout profiles (the ledger hashes states often).
+    __hash__ = object.__hash__
+
     CONNECTING = "connecting"  # a task is opening it; counts against the limits
     IDLE = "idle"  # open, no lease; may be handed out
     ACTIVE = "active"  # open, at least one lease
@@ -35,6 +40,8 @@ class ConnState(enum.Enum):
 
 
 class ConnEvent(enum.Enum):
+    __hash__ = object.__hash__
+
     OPENED = "opened"
     FAILED = "failed"
     LEASE = "lease"
