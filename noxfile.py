@@ -51,6 +51,12 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Pool checkout benchmark; extra arguments go to the script."""
+    """Both benchmarks (benchmarks/README.md): pool checkout, then HTTP clients
+    against a local nginx. Extra arguments go to both scripts, so only the flag
+    they share makes sense here (``nox -s bench -- --quick``); run a script
+    directly for its other flags."""
     _install(session, "bench")
+    # http_bench.py issues nginx's TLS certificate with trustme (tests/interop/nginx.py).
+    session.install("trustme>=1.1")
     session.run("python", "benchmarks/pool_checkout.py", *session.posargs)
+    session.run("python", "benchmarks/http_bench.py", *session.posargs)

@@ -28,7 +28,6 @@ import errno
 import functools
 import socket as stdlib_socket
 import ssl
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,9 +35,6 @@ import trio
 
 from ._endpoint import Endpoint, TLSConfig
 from ._errors import ConnectError, ConnectTimeout, TLSError
-
-if sys.version_info < (3, 11):
-    from exceptiongroup import BaseExceptionGroup
 
 
 @dataclass(slots=True, eq=False)
@@ -64,7 +60,7 @@ class Transport:
 
 # A timeout parameter rather than the caller's fail_after (ASYNC109): expiry
 # must become ConnectTimeout naming the endpoint, not trio.TooSlowError.
-async def open_transport(endpoint: Endpoint, *, timeout: float | None) -> Transport:  # noqa: ASYNC109
+async def open_transport(endpoint: Endpoint, *, timeout: float | None) -> Transport:
     """Connect to *endpoint* and, if it has a TLSConfig, complete the handshake.
 
     Args:

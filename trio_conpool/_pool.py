@@ -200,9 +200,7 @@ class Pool(Generic[S]):
 
     # -- opening and closing -------------------------------------------------
 
-    async def _open(
-        self, conn: Conn, limit: float | None, trace: Trace | None
-    ) -> Lease[S] | None:
+    async def _open(self, conn: Conn, limit: float | None, trace: Trace | None) -> Lease[S] | None:
         """Open the connection the ledger reserved as *conn* and take its
         first lease (None if it came up with no capacity)."""
         grant = await self._establish(conn, limit, trace, lease=True)

@@ -1,11 +1,90 @@
-"""trio_requests: an HTTP/1.1 + HTTP/2 client for trio.
+"""trio_requests: an HTTP client for trio, built on the trio_conpool pool.
 
-The client is built on top of :mod:`trio_conpool`, which owns connections, TLS and
-pooling; this package adds requests, responses, redirects and retries. It is not
-written yet: the package exists so the distribution, its ``py.typed`` marker and the
-exports test are in place, and its public names will be re-exported here.
+::
+
+    import trio_requests as tr
+
+    async with tr.Session() as session:
+        response = await session.get("https://example.org/", params={"q": "trio"})
+        response.raise_for_status()
+        print(response.status_code, response.http_version, len(response.content))
+
+Every failure raises a subclass of :class:`RequestError` carrying the
+request; no h11, ssl or trio exception escapes unwrapped.
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from ._api import delete, get, head, options, patch, post, put, request
+from ._cookies import Cookies
+from ._errors import (
+    ConnectError,
+    ConnectTimeout,
+    DecodingError,
+    HTTPStatusError,
+    InvalidURL,
+    LocalProtocolError,
+    PoolTimeout,
+    ProtocolError,
+    ProxyError,
+    ReadTimeout,
+    RemoteProtocolError,
+    RequestError,
+    ResponseClosed,
+    StreamConsumed,
+    StreamReset,
+    TimeoutException,
+    TLSError,
+    TooManyRedirects,
+    TransportError,
+    WriteTimeout,
+)
+from ._headers import Headers
+from ._limits import Limits
+from ._models import Request, Response
+from ._retries import Retry
+from ._session import Session, SessionStats, StreamContext
+from ._timeouts import Timeout
+from ._urls import URL
+
+__all__ = [
+    "ConnectError",
+    "ConnectTimeout",
+    "Cookies",
+    "DecodingError",
+    "HTTPStatusError",
+    "Headers",
+    "InvalidURL",
+    "Limits",
+    "LocalProtocolError",
+    "PoolTimeout",
+    "ProtocolError",
+    "ProxyError",
+    "ReadTimeout",
+    "RemoteProtocolError",
+    "Request",
+    "RequestError",
+    "Response",
+    "ResponseClosed",
+    "Retry",
+    "Session",
+    "SessionStats",
+    "StreamConsumed",
+    "StreamContext",
+    "StreamReset",
+    "TLSError",
+    "Timeout",
+    "TimeoutException",
+    "TooManyRedirects",
+    "TransportError",
+    "URL",
+    "WriteTimeout",
+    "delete",
+    "get",
+    "head",
+    "options",
+    "patch",
+    "post",
+    "put",
+    "request",
+]

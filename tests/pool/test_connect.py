@@ -8,7 +8,6 @@ import math
 import os
 import socket
 import ssl
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, suppress
 from functools import partial
@@ -21,9 +20,6 @@ import trustme
 
 from trio_conpool import ConnectError, ConnectTimeout, Endpoint, TLSConfig, TLSError
 from trio_conpool._connect import IdleCheck, Transport, open_transport, peek_idle, probe_tls_idle
-
-if sys.version_info < (3, 11):
-    from exceptiongroup import BaseExceptionGroup, ExceptionGroup
 
 Handler = Callable[[trio.SocketStream], Awaitable[None]]
 
@@ -242,7 +238,7 @@ async def test_expired_certificate(
     nursery: trio.Nursery, ca: trustme.CA, client_ssl_context: ssl.SSLContext
 ) -> None:
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    long_ago = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
+    long_ago = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
     cert = ca.issue_cert(
         "127.0.0.1", not_before=long_ago, not_after=long_ago + datetime.timedelta(days=1)
     )

@@ -1,0 +1,455 @@
+"""HTTP client benchmark: trio_requests beside a bare trio+h11 loop and its peers.
+
+Run ``python benchmarks/http_bench.py`` (or ``nox -s bench``, which also runs
+pool_checkout.py); ``--quick`` is a smoke run of a few seconds whose figures
+mean nothing. ``--help`` lists the flags.
+
+What it measures
+----------------
+N GETs of a 1 KiB static file from a local nginx (started on loopback ports of
+its own with tests/interop/nginx.py, the same launcher the interop tests use),
+from C concurrent tasks, over HTTPS verified against a trustme CA, HTTP/1.1.
+Every response is checked (status 200, HTTP/1.1, 1024 body bytes). Python
+clients are CPU-bound on loopback while nginx idles (benchmarks/RESULTS.md,
+/work/shared/PERF-NOTES.md), so requests per second is the client's
+per-request CPU cost; the harness reports that CPU use next to the rate.
+
+The clients, each a small script in benchmarks/peers/ run in a fresh process:
+
+* ``trio_requests``: one Session, pool limit C per endpoint;
+* ``h11``: bare trio + h11, C keep-alive connections, no pool: the ceiling a
+  hand-written loop reaches, so the gap to it is what the Session and pool cost;
+* ``httpx`` (under trio, via anyio), ``aiohttp`` (asyncio) and ``niquests``
+  (asyncio, optional): the peers. They live in their own virtualenv,
+  ``benchmarks/.peers-venv`` (made on first use; git-ignored by a ``*``
+  .gitignore inside it), so the project's environment stays clean.
+
+Rounds are interleaved: each round runs every client once per concurrency, in
+an order rotated from round to round, and a figure is the median over rounds.
+The ratio "trio_requests / X" is the median of the per-round ratios, taken
+between runs made moments apart, which drifts of a shared machine move alike.
+
+Per run the harness records: requests per second over the request phase
+(connects included, interpreter start-up excluded), TCP connections nginx
+accepted during the run (its ``stub_status`` counter), the client's CPU time
+over wall time for the same phase, its peak RSS, and errors (any failed or
+wrong response, and any request a time limit cut off).
+
+``--protocol h2`` is reserved for HTTP/2: clients that cannot speak it yet
+(trio_requests, the bare h11 loop, aiohttp) report themselves unsupported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))  # tests/interop/nginx.py: the one nginx launcher
+
+from tests.interop.nginx import FILES, Nginx, NginxNotInstalled, run_nginx  # noqa: E402
+
+PEERS = HERE / "peers"
+DEFAULT_PEERS_VENV = HERE / ".peers-venv"
+PATH = "/1k.bin"
+#: what every peer venv gets besides the clients' own packages.
+PEER_BASE_PACKAGES = ("trio", "anyio")
+#: a child that outlives its own --time-limit by this much is killed.
+CHILD_GRACE = 60.0
+#: clients whose errors fail the run (the peers' errors are only reported).
+OURS = ("trio_requests", "h11")
+
+
+@dataclass(frozen=True)
+class Client:
+    """One benchmark client: its script, and where it runs."""
+
+    key: str
+    script: str
+    in_peers_venv: bool
+    module: str = ""  # imported to check that a peer is installed
+    packages: tuple[str, ...] = ()  # pip-installed into the peers venv
+
+
+CLIENTS = (
+    Client("trio_requests", "trio_requests_client.py", in_peers_venv=False),
+    Client("h11", "h11_client.py", in_peers_venv=False),
+    Client("httpx", "httpx_client.py", True, "httpx", ("httpx",)),
+    Client("aiohttp", "aiohttp_client.py", True, "aiohttp", ("aiohttp",)),
+    Client("niquests", "niquests_client.py", True, "niquests", ("niquests",)),
+)
+CLIENTS_BY_KEY = {client.key: client for client in CLIENTS}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    requests: int = 5000
+    concurrency: tuple[int, ...] = (100, 1)
+    repeats: int = 3
+    clients: tuple[str, ...] = tuple(CLIENTS_BY_KEY)
+    protocol: str = "h1"
+    scheme: str = "https"
+    time_limit: float = 120.0
+    peers_venv: Path = DEFAULT_PEERS_VENV
+    install: bool = True
+
+
+QUICK = Settings(requests=200, repeats=1, time_limit=30.0)
+
+
+@dataclass
+class Sample:
+    """One run of one client."""
+
+    client: str
+    concurrency: int
+    round: int
+    requests: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    max_rss_kib: int = 0
+    connections: int = 0
+    version: str = "?"
+    first_error: str | None = None
+    unsupported: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def cpu_percent(self) -> float:
+        return 100.0 * self.cpu_seconds / self.seconds if self.seconds > 0 else 0.0
+
+
+# -- the peers' virtualenv -----------------------------------------------------------------
+
+
+def _venv_python(venv: Path) -> Path:
+    return venv / "bin" / "python"
+
+
+def _importable(python: Path, module: str) -> bool:
+    probe = [str(python), "-c", f"import {module}"]
+    return subprocess.run(probe, capture_output=True, timeout=120, check=False).returncode == 0
+
+
+def prepare_peers(settings: Settings) -> dict[str, str]:
+    """Make sure the wanted peers are importable in the peers venv, creating
+    it and pip-installing what is missing (unless ``--no-install``). Returns
+    ``{client key: why it cannot run}`` for the peers that remain missing;
+    an optional peer failing to install is reported, not fatal."""
+    peers = [CLIENTS_BY_KEY[key] for key in settings.clients if CLIENTS_BY_KEY[key].in_peers_venv]
+    if not peers:
+        return {}
+    python = _venv_python(settings.peers_venv)
+    if not python.exists():
+        if not settings.install:
+            return {p.key: f"no venv at {settings.peers_venv} (--no-install)" for p in peers}
+        print(f"creating {settings.peers_venv} for the peer clients", file=sys.stderr)
+        subprocess.run(
+            [sys.executable, "-m", "venv", str(settings.peers_venv)], check=True, timeout=600
+        )
+        (settings.peers_venv / ".gitignore").write_text("# made by benchmarks/http_bench.py\n*\n")
+    missing: dict[str, str] = {}
+    for peer in peers:
+        if _importable(python, peer.module):
+            continue
+        if not settings.install:
+            missing[peer.key] = f"{peer.module} is not installed in {settings.peers_venv}"
+            continue
+        print(f"installing {' '.join(peer.packages)} into the peers venv", file=sys.stderr)
+        pip = [str(python), "-m", "pip", "install", "-q", *PEER_BASE_PACKAGES, *peer.packages]
+        done = subprocess.run(pip, capture_output=True, text=True, timeout=900, check=False)
+        if done.returncode != 0 or not _importable(python, peer.module):
+            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            missing[peer.key] = "pip install failed: " + " / ".join(tail)
+    return missing
+
+
+# -- one run ---------------------------------------------------------------------------------
+
+
+def run_client(
+    server: Nginx, client: Client, settings: Settings, concurrency: int, rnd: int
+) -> Sample:
+    """Run *client* once in a fresh process; nginx's accepted counter before
+    and after gives the TCP connections it used."""
+    python = _venv_python(settings.peers_venv) if client.in_peers_venv else Path(sys.executable)
+    base = server.https_url if settings.scheme == "https" else server.http_url
+    argv = [
+        str(python),
+        str(PEERS / client.script),
+        f"--url={base}{PATH}",
+        f"--requests={settings.requests}",
+        f"--concurrency={concurrency}",
+        f"--cafile={server.ca_path}",
+        f"--expect-length={FILES[PATH]}",
+        f"--time-limit={settings.time_limit}",
+        f"--protocol={settings.protocol}",
+    ]
+    sample = Sample(client.key, concurrency, rnd)
+    before = server.accepted_sync()
+    try:
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=settings.time_limit + CHILD_GRACE,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        sample.errors = settings.requests
+        sample.first_error = f"killed after {settings.time_limit + CHILD_GRACE} s"
+        return sample
+    finally:
+        sample.connections = server.accepted_sync() - before
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        sample.errors = settings.requests
+        tail = " / ".join(done.stderr.strip().splitlines()[-3:])
+        sample.first_error = f"exit status {done.returncode}: {tail}"[:400]
+        return sample
+    report: dict[str, Any] = json.loads(lines[-1])
+    sample.version = str(report.pop("version", "?"))
+    if "unsupported" in report:
+        sample.unsupported = str(report["unsupported"])
+        return sample
+    sample.requests = int(report.pop("requests"))
+    sample.errors = int(report.pop("errors"))
+    sample.seconds = float(report.pop("seconds"))
+    sample.cpu_seconds = float(report.pop("cpu_seconds"))
+    sample.max_rss_kib = int(report.pop("max_rss_kib"))
+    sample.first_error = report.pop("first_error", None)
+    for key in ("client", "protocol"):
+        report.pop(key, None)
+    sample.extra = report
+    return sample
+
+
+def run_rounds(server: Nginx, settings: Settings, clients: Sequence[Client]) -> list[Sample]:
+    """Every client once per concurrency per round, the order rotated by round."""
+    samples: list[Sample] = []
+    for rnd in range(settings.repeats):
+        for concurrency in settings.concurrency:
+            shift = rnd % len(clients)
+            for client in [*clients[shift:], *clients[:shift]]:
+                sample = run_client(server, client, settings, concurrency, rnd)
+                samples.append(sample)
+                note = sample.unsupported or f"{sample.rate:,.0f} req/s, {sample.errors} errors"
+                print(f"  round {rnd + 1} C={concurrency} {client.key}: {note}", file=sys.stderr)
+    return samples
+
+
+# -- the report ------------------------------------------------------------------------------
+
+
+def machine_facts(server: Nginx) -> str:
+    model = "?"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    nginx = ".".join(map(str, server.version))
+    return (
+        f'Machine: {cpus} CPUs (nproc), CPU model "{model}"; {platform.system()} '
+        f"{platform.release()}; Python {platform.python_version()}; trio {version('trio')}; "
+        f"h11 {version('h11')}; nginx/{nginx} (1 worker, keepalive_requests "
+        f"{server.keepalive_requests})."
+    )
+
+
+def _median_ratio(samples: list[Sample], concurrency: int, peer: str, rounds: int) -> float | None:
+    """Median over rounds of trio_requests' rate / *peer*'s rate in that round."""
+    ratios = []
+    for rnd in range(rounds):
+        ours = [
+            s
+            for s in samples
+            if (s.client, s.concurrency, s.round) == ("trio_requests", concurrency, rnd)
+        ]
+        theirs = [
+            s for s in samples if (s.client, s.concurrency, s.round) == (peer, concurrency, rnd)
+        ]
+        if ours and theirs and ours[0].rate > 0 and theirs[0].rate > 0:
+            ratios.append(ours[0].rate / theirs[0].rate)
+    return statistics.median(ratios) if ratios else None
+
+
+def render(
+    samples: list[Sample], settings: Settings, server: Nginx, command: str, missing: dict[str, str]
+) -> str:
+    protocol = {"h1": "HTTP/1.1", "h2": "HTTP/2"}[settings.protocol]
+    tls = " verified against a trustme CA" if settings.scheme == "https" else ""
+    lines = [
+        f"### HTTP client throughput ({protocol}, {settings.scheme})",
+        "",
+        f"Command: `{command}`",
+        "",
+        machine_facts(server),
+        "",
+        f"Workload: N={settings.requests} GETs of `{PATH}` ({FILES[PATH]} bytes) from C tasks, "
+        f"{settings.scheme.upper()}{tls}, "
+        f"{protocol}; each client in a fresh process; {settings.repeats} interleaved round(s), "
+        "medians. Every response checked (status, protocol, body length).",
+        "",
+    ]
+    keys = [key for key in settings.clients if key not in missing]
+    for concurrency in settings.concurrency:
+        lines += [
+            f"C = {concurrency}:",
+            "",
+            "| client | version | req/s | trio_requests / it | TCP connections | CPU % "
+            "| peak RSS MiB | errors |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for key in keys:
+            runs = [s for s in samples if (s.client, s.concurrency) == (key, concurrency)]
+            if not runs:
+                continue
+            if runs[0].unsupported:
+                lines.append(
+                    f"| {key} | {runs[0].version} | n/a: {runs[0].unsupported} | | | | | |"
+                )
+                continue
+            ratio = (
+                None
+                if key == "trio_requests"
+                else _median_ratio(samples, concurrency, key, settings.repeats)
+            )
+            rate = statistics.median(s.rate for s in runs)
+            if key == "trio_requests":
+                ratio_text = "1.00" if rate > 0 else "n/a"
+            else:
+                ratio_text = f"{ratio:.2f}" if ratio else "n/a"
+            lines.append(
+                f"| {key} | {runs[0].version} | {rate:,.0f} "
+                f"| {ratio_text} | {statistics.median(s.connections for s in runs):g} "
+                f"| {statistics.median(s.cpu_percent for s in runs):.0f} "
+                f"| {max(s.max_rss_kib for s in runs) / 1024:.0f} | {sum(s.errors for s in runs)} |"
+            )
+        lines.append("")
+    for key, why in missing.items():
+        lines.append(f"- {key}: not run ({why})")
+    errors = [s for s in samples if s.first_error]
+    for sample in errors:
+        lines.append(
+            f"- {sample.client} C={sample.concurrency} round {sample.round + 1}: "
+            f"{sample.errors} errors, first: {sample.first_error}"
+        )
+    extras = [s for s in samples if s.extra]
+    if extras:
+        lines += ["", "The clients' own accounts (one value per round):", ""]
+    for key in keys:
+        for concurrency in settings.concurrency:
+            accounts = [s.extra for s in extras if (s.client, s.concurrency) == (key, concurrency)]
+            names = sorted({name for account in accounts for name in account})
+            if names:
+                values = [
+                    f"{name} {'/'.join(str(a.get(name, '?')) for a in accounts)}" for name in names
+                ]
+                lines.append(f"- {key} C={concurrency}: {', '.join(values)}")
+    return "\n".join(lines) + "\n"
+
+
+# -- command line ----------------------------------------------------------------------------
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    values = tuple(int(part) for part in text.split(",") if part.strip())
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("a comma-separated list of positive integers")
+    return values
+
+
+def _clients(text: str) -> tuple[str, ...]:
+    keys = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [key for key in keys if key not in CLIENTS_BY_KEY]
+    if unknown or not keys:
+        raise argparse.ArgumentTypeError(f"clients are among {', '.join(CLIENTS_BY_KEY)}")
+    return keys
+
+
+def parse_args(argv: Sequence[str] | None) -> Settings:
+    default = Settings()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="smoke run: N=200, one round")
+    parser.add_argument(
+        "-n", "--requests", type=int, help=f"GETs per run (default {default.requests})"
+    )
+    parser.add_argument(
+        "-c", "--concurrency", type=_ints, help="comma-separated task counts (default 100,1)"
+    )
+    parser.add_argument(
+        "-r", "--repeats", type=int, help=f"interleaved rounds (default {default.repeats})"
+    )
+    parser.add_argument(
+        "--clients", type=_clients, help=f"comma-separated subset of {','.join(CLIENTS_BY_KEY)}"
+    )
+    parser.add_argument("--protocol", choices=("h1", "h2"), default="h1")
+    parser.add_argument("--scheme", choices=("https", "http"), default="https")
+    parser.add_argument("--time-limit", type=float, help="seconds per client run (default 120)")
+    parser.add_argument("--peers-venv", type=Path, default=DEFAULT_PEERS_VENV)
+    parser.add_argument(
+        "--no-install",
+        dest="install",
+        action="store_false",
+        help="do not create the peers venv or pip-install into it",
+    )
+    ns = parser.parse_args(argv)
+    settings = QUICK if ns.quick else default
+    overrides: dict[str, Any] = {
+        "protocol": ns.protocol,
+        "scheme": ns.scheme,
+        "peers_venv": ns.peers_venv,
+        "install": ns.install,
+    }
+    for name in ("requests", "concurrency", "repeats", "clients", "time_limit"):
+        if getattr(ns, name) is not None:
+            overrides[name] = getattr(ns, name)
+    settings = replace(settings, **overrides)
+    if settings.requests < 1 or settings.repeats < 1 or settings.time_limit <= 0:
+        parser.error("--requests, --repeats and --time-limit must be positive")
+    return settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    settings = parse_args(args)
+    command = shlex.join(["python", "benchmarks/http_bench.py", *args])
+    missing = prepare_peers(settings)
+    clients = [CLIENTS_BY_KEY[key] for key in settings.clients if key not in missing]
+    try:
+        with run_nginx() as server:
+            samples = run_rounds(server, settings, clients)
+            print(render(samples, settings, server, command, missing))
+    except NginxNotInstalled as exc:
+        print(f"http_bench: {exc}", file=sys.stderr)
+        return 2
+    failed = [s for s in samples if s.client in OURS and s.errors]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

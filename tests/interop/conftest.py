@@ -1,0 +1,43 @@
+"""Fixtures for tests against a real nginx (see tests/interop/nginx.py).
+
+The servers are session-scoped: starting nginx costs a few tens of
+milliseconds, and each test reads the accepted-connections counter before
+and after its own traffic, so sharing a server does not blur what a test
+counts (tests in one process run one after another).
+
+nginx missing is a failure, never a skip: CI must run these tests.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import trustme
+
+from tests.interop.nginx import INSTALL_HINT, NGINX, Nginx, run_nginx
+
+
+@contextmanager
+def _nginx(ca: trustme.CA, workdir: Path, keepalive_requests: int) -> Iterator[Nginx]:
+    if not os.access(NGINX, os.X_OK):
+        pytest.fail(INSTALL_HINT.format(binary=NGINX), pytrace=False)
+    with run_nginx(keepalive_requests=keepalive_requests, ca=ca, workdir=workdir) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def nginx(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
+    """nginx with ``keepalive_requests 1000`` (the default)."""
+    with _nginx(ca, tmp_path_factory.mktemp("nginx"), keepalive_requests=1000) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def nginx_ka10(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
+    """nginx that closes every connection after its 10th request."""
+    with _nginx(ca, tmp_path_factory.mktemp("nginx-ka10"), keepalive_requests=10) as server:
+        yield server

@@ -1,0 +1,130 @@
+"""Headers: case-insensitive, multi-valued, order-preserving."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from typing import Union
+
+from ._errors import LocalProtocolError
+
+HeaderInput = Union[Mapping[str, str], Iterable[tuple[str, str]], "Headers", None]
+
+_FORBIDDEN_IN_VALUES = ("\r", "\n", "\x00")
+
+
+class Headers(MutableMapping[str, str]):
+    """HTTP header fields.
+
+    Lookups ignore case; ``headers["x"]`` joins repeated fields with ``", "``
+    (RFC 9110 §5.3), :meth:`get_list` returns them apart (needed for
+    ``Set-Cookie``, which must not be joined). Order is kept as given.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, headers: HeaderInput = None) -> None:
+        self._items: list[tuple[str, str, str]] = []  # (lower name, name, value)
+        if headers is None:
+            return
+        if isinstance(headers, Headers):
+            self._items = list(headers._items)
+            return
+        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        for name, value in pairs:
+            self.add(name, value)
+
+    @classmethod
+    def from_raw(cls, raw: Iterable[tuple[bytes, bytes]]) -> Headers:
+        """From h11/h2 pairs (already validated by the parser); latin-1
+        decoding is lossless, as RFC 9110 §5.5 advises for field values."""
+        headers = cls()
+        headers._items = [
+            (n.decode("latin-1").lower(), n.decode("latin-1"), v.decode("latin-1")) for n, v in raw
+        ]
+        return headers
+
+    def add(self, name: str, value: str) -> None:
+        """Append a field, keeping any existing ones of that name."""
+        _check(name, value)
+        self._items.append((name.lower(), name, value))
+
+    def get_list(self, name: str) -> list[str]:
+        key = name.lower()
+        return [v for k, _, v in self._items if k == key]
+
+    def multi_items(self) -> list[tuple[str, str]]:
+        return [(n, v) for _, n, v in self._items]
+
+    def raw(self) -> list[tuple[bytes, bytes]]:
+        """Encoded for the wire (names ASCII, values latin-1)."""
+        out = []
+        for _, name, value in self._items:
+            try:
+                out.append((name.encode("ascii"), value.encode("latin-1")))
+            except UnicodeEncodeError as exc:
+                raise LocalProtocolError(
+                    f"header {name!r} has characters that cannot be sent: {value!r}"
+                ) from exc
+        return out
+
+    def copy(self) -> Headers:
+        return Headers(self)
+
+    def __getitem__(self, name: str) -> str:
+        values = self.get_list(name)
+        if not values:
+            raise KeyError(name)
+        return ", ".join(values)
+
+    def __setitem__(self, name: str, value: str) -> None:
+        _check(name, value)
+        key = name.lower()
+        self._items = [item for item in self._items if item[0] != key]
+        self._items.append((key, name, value))
+
+    def __delitem__(self, name: str) -> None:
+        key = name.lower()
+        kept = [item for item in self._items if item[0] != key]
+        if len(kept) == len(self._items):
+            raise KeyError(name)
+        self._items = kept
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = name.lower()
+        return any(k == key for k, _, _ in self._items)
+
+    def __iter__(self) -> Iterator[str]:
+        seen: dict[str, str] = {}
+        for key, name, _ in self._items:
+            seen.setdefault(key, name)
+        return iter(seen.values())
+
+    def __len__(self) -> int:
+        return len({k for k, _, _ in self._items})
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        mine = sorted((k, v) for k, _, v in self._items)
+        theirs = Headers(other)
+        return mine == sorted((k, v) for k, _, v in theirs._items)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        shown = [(n, "[secure]" if n.lower() in _SECRET else v) for _, n, v in self._items]
+        return f"Headers({shown!r})"
+
+
+_SECRET = frozenset({"authorization", "proxy-authorization", "cookie"})
+
+
+def _check(name: str, value: str) -> None:
+    """Refuse a field that would split the message (RFC 9110 §5.5) at the
+    moment it is set, so a bad header fails before any I/O."""
+    if not isinstance(name, str) or not isinstance(value, str):
+        raise TypeError(f"header names and values must be str, got {name!r}: {value!r}")
+    if any(c in value or c in name for c in _FORBIDDEN_IN_VALUES):
+        raise LocalProtocolError(f"header {name!r} contains CR, LF or NUL: {value!r}")

@@ -1,0 +1,60 @@
+"""Redirect decisions, without I/O (RFC 9110 §15.4)."""
+
+from __future__ import annotations
+
+from ._errors import InvalidURL, StreamConsumed
+from ._models import Request, Response
+
+#: Headers that describe the body, dropped when a redirect turns it into a GET.
+_BODY_HEADERS = ("content-type", "content-length", "transfer-encoding", "content-encoding")
+#: Credentials that must not follow a request to another origin.
+_CREDENTIALS = ("authorization", "cookie", "proxy-authorization")
+
+
+def redirect_method(method: str, status: int) -> str:
+    """303 turns anything but HEAD into GET; 301/302 turn POST into GET
+    (what every browser does, which RFC 9110 §15.4.2-3 acknowledges);
+    307/308 keep the method and body."""
+    if status == 303 and method != "HEAD":
+        return "GET"
+    if status in (301, 302) and method == "POST":
+        return "GET"
+    return method
+
+
+def build_redirect(request: Request, response: Response) -> Request:
+    """The request that follows *response* (a redirect to *request*).
+
+    Raises:
+        InvalidURL: the Location is not an http(s) URL.
+        StreamConsumed: a 307/308 asks to resend a body that was streamed.
+    """
+    location = response.headers["location"]
+    try:
+        url = request.url.join(location)
+    except InvalidURL as exc:
+        raise InvalidURL(
+            f"redirect from {request.url.without_credentials()} "
+            f"to an unusable URL {location!r}: {exc}",
+            request=request,
+        ) from exc
+    if not url.fragment and request.url.fragment:  # RFC 9110 §10.2.2
+        url = url.join(f"#{request.url.fragment}")
+    method = redirect_method(request.method, response.status_code)
+    headers = request.headers.copy()
+    headers.pop("host", None)
+    content = request.content
+    if method != request.method:
+        content = None
+        for name in _BODY_HEADERS:
+            headers.pop(name, None)
+    elif not request.replayable:
+        raise StreamConsumed(
+            f"cannot follow the {response.status_code} redirect: it asks to send the body again, "
+            "but the body was a stream that is already consumed (pass bytes instead)",
+            request=request,
+        )
+    if url.origin != request.url.origin:
+        for name in _CREDENTIALS:
+            headers.pop(name, None)
+    return Request(method, url, headers=headers, content=content)

@@ -1,0 +1,447 @@
+"""Session: the client. Owns a connection pool; adds cookies, redirects,
+retries, authentication and defaults on top of single exchanges."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+import trio
+
+import trio_conpool as cp
+
+from ._content import Files, FormData, encode_body
+from ._cookies import Cookies
+from ._decoders import accept_encoding
+from ._errors import (
+    ConnectError,
+    ReadTimeout,
+    RemoteProtocolError,
+    RequestError,
+    TLSError,
+    TooManyRedirects,
+)
+from ._exchange import Exchanger, Trace
+from ._handler import HTTPHandler
+from ._headers import HeaderInput, Headers
+from ._limits import Limits
+from ._models import Request, RequestContent, Response
+from ._redirects import build_redirect
+from ._retries import Retry
+from ._timeouts import DEFAULT_TIMEOUT, UNSET, Timeout, _Unset
+from ._urls import URL, Params
+
+__version__ = "0.1.0"
+
+Auth = tuple[str, str] | Callable[[Request], Request]
+Verify = bool | str | ssl.SSLContext
+TimeoutArg = Timeout | float | None
+#: Redirect bodies up to this size are read so the connection can be
+#: reused; larger ones are dropped with the connection.
+_DRAIN_LIMIT = 65536
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionStats:
+    """A snapshot of a Session's activity.
+
+    Attributes:
+        requests_made: exchanges sent (each retry and redirect counts).
+        total_time: seconds from sending to response headers, summed.
+        retries_count: retries made, for any reason.
+        h2: HTTP/2 statistics; None until the session speaks HTTP/2.
+        endpoints: the pool's statistics per endpoint.
+    """
+
+    requests_made: int
+    total_time: float
+    retries_count: int
+    h2: None = None
+    endpoints: dict[cp.Endpoint, cp.EndpointStats] = field(default_factory=dict)
+
+
+class Session:
+    """An HTTP client with a connection pool: ``async with Session() as s``.
+
+    Args:
+        verify: True (the system trust store), a CA bundle file or
+            directory path, an :class:`ssl.SSLContext` (used as given, never
+            modified), or False (no verification: only for tests).
+        timeout: a :class:`Timeout`, or one number for all phases.
+        pool: limits of the connection pool.
+        limits: bounds on what responses may ask of us (:class:`Limits`).
+        retries: a :class:`Retry`, or a number of retries.
+        follow_redirects, max_redirects: redirect policy.
+        headers: sent with every request (a request's own headers win).
+        base_url: relative URLs are resolved against it.
+        auth: ``(user, password)`` for Basic auth, or a callable that
+            takes a :class:`Request` and returns it (possibly modified).
+        cookies: initial cookies; the Session keeps cookies it receives.
+        trace: a sync ``(event, info)`` callable receiving
+            ``pool.wait_started/finished``, ``connect.started``,
+            ``connect.finished`` (with ``tls_version`` and ``alpn``),
+            ``connection.reused``, ``request.sent``,
+            ``response.headers_received``, ``retry`` and ``redirect``.
+    """
+
+    def __init__(
+        self,
+        *,
+        verify: Verify = True,
+        timeout: TimeoutArg = DEFAULT_TIMEOUT,
+        pool: cp.PoolConfig | None = None,
+        limits: Limits | None = None,
+        retries: Retry | int | None = None,
+        follow_redirects: bool = True,
+        max_redirects: int = 20,
+        headers: HeaderInput = None,
+        base_url: str | URL | None = None,
+        auth: Auth | None = None,
+        cookies: Cookies | Mapping[str, str] | None = None,
+        trace: Trace | None = None,
+    ) -> None:
+        self.timeout = Timeout.coerce(timeout)
+        self.limits = limits or Limits()
+        self.retries = Retry.coerce(retries)
+        self.follow_redirects = follow_redirects
+        self.max_redirects = max_redirects
+        self.headers = Headers(
+            {
+                "User-Agent": f"trio-requests/{__version__}",
+                "Accept": "*/*",
+                "Accept-Encoding": accept_encoding(),
+            }
+        )
+        self.headers.update(Headers(headers))
+        self.base_url = URL(base_url) if base_url is not None else None
+        self.auth = auth
+        self.cookies = cookies if isinstance(cookies, Cookies) else Cookies()
+        if isinstance(cookies, Mapping):
+            for name, value in cookies.items():
+                self.cookies.set(name, value)
+        self._trace = trace
+        self._pool_config = pool or cp.PoolConfig(connect_timeout=None)
+        self._ssl_context = _ssl_context(verify)
+        self._endpoints: dict[tuple[str, str, int], cp.Endpoint] = {}
+        self._stack: AsyncExitStack | None = None
+        self._exchanger: Exchanger | None = None
+        self._pool: cp.Pool[Any] | None = None
+        self._requests = 0
+        self._retries_made = 0
+        self._total_time = 0.0
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._stack is not None:
+            raise RuntimeError("a Session can be entered only once")
+        self._stack = AsyncExitStack()
+        handler = HTTPHandler(max_header_bytes=self.limits.max_header_bytes)
+        pool = await self._stack.enter_async_context(
+            cp.open_pool(self._pool_config, handler=handler)
+        )
+        self._pool = pool
+        self._exchanger = Exchanger(pool, self.limits, self._trace)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        """Closes every connection; nothing the Session started outlives it."""
+        assert self._stack is not None
+        return await self._stack.__aexit__(exc_type, exc, tb)
+
+    def stats(self) -> SessionStats:
+        return SessionStats(
+            requests_made=self._requests,
+            total_time=self._total_time,
+            retries_count=self._retries_made,
+            endpoints=self._pool.all_stats() if self._pool is not None else {},
+        )
+
+    # -- the API ----------------------------------------------------------------------
+
+    async def request(self, method: str, url: str | URL, **kwargs: Any) -> Response:
+        """Send a request and read the whole response body.
+
+        Keyword arguments: ``params``, ``headers``, ``content``, ``data``,
+        ``files``, ``json``, ``auth``, ``timeout``, ``follow_redirects``.
+
+        Raises:
+            RequestError: a subclass saying what failed (see the docs).
+        """
+        options = _SendOptions.pop_from(kwargs)
+        response = await self.send(self.build_request(method, url, **kwargs), **options.as_kwargs())
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
+    async def get(self, url: str | URL, **kwargs: Any) -> Response:
+        return await self.request("GET", url, **kwargs)
+
+    async def head(self, url: str | URL, **kwargs: Any) -> Response:
+        return await self.request("HEAD", url, **kwargs)
+
+    async def options(self, url: str | URL, **kwargs: Any) -> Response:
+        return await self.request("OPTIONS", url, **kwargs)
+
+    async def post(self, url: str | URL, **kwargs: Any) -> Response:
+        return await self.request("POST", url, **kwargs)
+
+    async def put(self, url: str | URL, **kwargs: Any) -> Response:
+        return await self.request("PUT", url, **kwargs)
+
+    async def patch(self, url: str | URL, **kwargs: Any) -> Response:
+        return await self.request("PATCH", url, **kwargs)
+
+    async def delete(self, url: str | URL, **kwargs: Any) -> Response:
+        return await self.request("DELETE", url, **kwargs)
+
+    def stream(self, method: str, url: str | URL, **kwargs: Any) -> StreamContext:
+        """``async with session.stream("GET", url) as response``: the body is
+        read only as you iterate it, and the connection is released (or
+        closed, if the body was left unread) when the block ends."""
+        options = _SendOptions.pop_from(kwargs)
+        return StreamContext(self, self.build_request(method, url, **kwargs), options)
+
+    def build_request(
+        self,
+        method: str,
+        url: str | URL,
+        *,
+        params: Params | None = None,
+        headers: HeaderInput = None,
+        content: RequestContent | None = None,
+        data: FormData | None = None,
+        files: Files | None = None,
+        json: Any = None,
+    ) -> Request:
+        """A :class:`Request` with the Session's defaults merged in."""
+        full_url = self._merge_url(url).with_params(params)
+        body, body_headers = encode_body(content=content, data=data, files=files, json=json)
+        merged = self.headers.copy()
+        for name, value in body_headers.items():
+            merged[name] = value
+        for name, value in Headers(headers).multi_items():
+            merged[name] = value
+        return Request(method, full_url, headers=merged, content=body)
+
+    async def send(
+        self,
+        request: Request,
+        *,
+        auth: Auth | _Unset | None = UNSET,
+        timeout: TimeoutArg | _Unset = UNSET,
+        follow_redirects: bool | _Unset = UNSET,
+    ) -> Response:
+        """Send *request*; the response body is left unread (read it or
+        :meth:`Response.aclose` it). Follows redirects, retries per the
+        Session's :class:`Retry`."""
+        if self._exchanger is None:
+            raise RuntimeError("use the Session inside `async with Session() as session:`")
+        limit = self.timeout if isinstance(timeout, _Unset) else Timeout.coerce(timeout)
+        follow = self.follow_redirects if isinstance(follow_redirects, _Unset) else follow_redirects
+        request = _authenticate(request, self.auth if isinstance(auth, _Unset) else auth)
+        history: list[Response] = []
+        while True:
+            response = await self._send_with_retries(request, limit)
+            try:
+                next_request = self._next_hop(request, response, follow, len(history))
+            except BaseException:
+                await response.aclose()
+                raise
+            if next_request is None:
+                break
+            await _drain(response)
+            if self._trace is not None:
+                self._trace(
+                    "redirect", {"status": response.status_code, "url": str(next_request.url)}
+                )
+            history.append(response)
+            request = next_request
+        response.history = history
+        return response
+
+    # -- internals --------------------------------------------------------------------
+
+    def _next_hop(
+        self, request: Request, response: Response, follow: bool, hops: int
+    ) -> Request | None:
+        """Keep the cookies *response* sets; the redirect to follow, if any."""
+        self.cookies.extract(str(request.url), response.headers.get_list("set-cookie"), time.time())
+        if not (follow and response.is_redirect):
+            return None
+        if hops >= self.max_redirects:
+            raise TooManyRedirects(f"exceeded max_redirects={self.max_redirects}", request=request)
+        return build_redirect(request, response)
+
+    async def _send_with_retries(self, request: Request, timeout: Timeout) -> Response:
+        retry = self.retries
+        while True:
+            try:
+                response = await self._send_once(request, timeout)
+            except (ConnectError, ReadTimeout, RemoteProtocolError) as exc:
+                if not self._may_retry(retry, request, exc):
+                    raise
+                delay = retry.backoff()
+                reason = type(exc).__name__
+            else:
+                if not (
+                    retry.is_status_retryable(request.method, response.status_code)
+                    and request.replayable
+                    and not retry.exhausted
+                ):
+                    return response
+                delay = retry.sleep_for(response.headers.get("retry-after"), time.time())
+                reason = f"status {response.status_code}"
+                await response.aclose()
+            retry = retry.increment()
+            self._retries_made += 1
+            if self._trace is not None:
+                self._trace("retry", {"reason": reason, "sleep": delay})
+            await trio.sleep(delay)
+
+    def _may_retry(self, retry: Retry, request: Request, exc: RequestError) -> bool:
+        if retry.exhausted or not request.replayable or isinstance(exc, TLSError):
+            return False
+        if isinstance(exc, ConnectError):
+            return True  # the request never left: safe for any method
+        return retry.is_method_retryable(request.method)
+
+    async def _send_once(self, request: Request, timeout: Timeout) -> Response:
+        assert self._exchanger is not None
+        self._frame(request)
+        start = trio.current_time()
+        self._requests += 1
+        response = await self._exchanger.send(request, self._endpoint(request.url), timeout)
+        self._total_time += trio.current_time() - start
+        return response
+
+    def _frame(self, request: Request) -> None:
+        """Per-hop headers: Host, cookies, body framing (RFC 9112 §6)."""
+        headers = request.headers
+        if "host" not in headers:
+            headers["Host"] = request.url.authority
+        if "cookie" not in headers and (
+            cookie := self.cookies.header_for(str(request.url), time.time())
+        ):
+            headers["Cookie"] = cookie
+        if request.content is not None:
+            if request.content or request.method in ("POST", "PUT", "PATCH"):
+                headers["Content-Length"] = str(len(request.content))
+        elif request.stream is not None and "content-length" not in headers:
+            headers["Transfer-Encoding"] = "chunked"
+
+    def _merge_url(self, url: str | URL) -> URL:
+        if isinstance(url, URL) or self.base_url is None or "://" in url:
+            return URL(url)
+        base = str(self.base_url)
+        if not base.endswith("/"):
+            base += "/"
+        return URL(base + url.lstrip("/"))
+
+    def _endpoint(self, url: URL) -> cp.Endpoint:
+        key = url.origin
+        endpoint = self._endpoints.get(key)
+        if endpoint is None:
+            tls = None
+            if url.scheme == "https":
+                tls = cp.TLSConfig(
+                    ssl_context=self._ssl_context, alpn=("http/1.1",), server_hostname=url.host
+                )
+            endpoint = self._endpoints[key] = cp.Endpoint(url.host, url.port, tls=tls)
+        return endpoint
+
+
+@dataclass(frozen=True)
+class _SendOptions:
+    auth: Any = UNSET
+    timeout: Any = UNSET
+    follow_redirects: Any = UNSET
+
+    @classmethod
+    def pop_from(cls, kwargs: dict[str, Any]) -> _SendOptions:
+        return cls(
+            **{
+                name: kwargs.pop(name)
+                for name in ("auth", "timeout", "follow_redirects")
+                if name in kwargs
+            }
+        )
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {
+            "auth": self.auth,
+            "timeout": self.timeout,
+            "follow_redirects": self.follow_redirects,
+        }
+
+
+class StreamContext:
+    """What :meth:`Session.stream` returns: an async context manager."""
+
+    def __init__(self, session: Session, request: Request, options: _SendOptions) -> None:
+        self._session = session
+        self._request = request
+        self._options = options
+        self._response: Response | None = None
+
+    async def __aenter__(self) -> Response:
+        self._response = await self._session.send(self._request, **self._options.as_kwargs())
+        return self._response
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._response is not None:
+            await self._response.aclose()
+
+
+def _authenticate(request: Request, auth: Auth | None) -> Request:
+    if auth is None and (request.url.username or request.url.password):
+        auth = (request.url.username or "", request.url.password or "")
+    if auth is None:
+        return request
+    if callable(auth):
+        return auth(request)
+    user, password = auth
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    request.headers["Authorization"] = f"Basic {token}"
+    return request
+
+
+async def _drain(response: Response) -> None:
+    """Read a small redirect body so its connection can be reused."""
+    length = response.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) <= _DRAIN_LIMIT:
+        with contextlib.suppress(RequestError):
+            await response.aread()
+    await response.aclose()
+
+
+def _ssl_context(verify: Verify) -> ssl.SSLContext:
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    if verify is True:
+        return ssl.create_default_context()
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if isinstance(verify, str):
+        if os.path.isdir(verify):
+            return ssl.create_default_context(capath=verify)
+        return ssl.create_default_context(cafile=verify)
+    raise TypeError(f"verify must be a bool, a CA bundle path or an ssl.SSLContext, not {verify!r}")

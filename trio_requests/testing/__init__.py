@@ -1,0 +1,60 @@
+"""Scriptable in-process HTTP servers for testing HTTP clients (like :mod:`trio.testing`).
+
+:func:`open_h11_server` starts a real HTTP/1.1 server (h11 over loopback TCP,
+optionally TLS) inside your test's trio run. You script it per route with
+:class:`Reply` values, or with async handlers, and afterwards inspect what it
+received: every :class:`ReceivedRequest`, and how many connections carried them::
+
+    import trio_requests
+    from trio_requests.testing import Reply, open_h11_server
+
+    async def test_keep_alive_reuses_the_connection() -> None:
+        async with open_h11_server() as server:
+            server.route("GET", "/hello", Reply(200, body=b"hi"))
+            async with trio_requests.Session() as session:
+                for _ in range(2):
+                    r = await session.get(server.url + "/hello")
+                    assert r.content == b"hi"
+            assert [req.path for req in server.requests] == ["/hello", "/hello"]
+            assert server.connections_accepted == 1
+
+A route answers with one :class:`Reply` for every request, with a sequence of
+them played in order (``[Reply(503), Reply(200)]`` for a retry test; the last
+one repeats), or with an async handler (below).
+
+Each :class:`Reply` option beyond status, headers and body is a fault that real
+servers commit and a client has to survive: slow headers (``delay_headers``),
+a slow or dribbling body (``delay_body``, ``trickle``), a body cut short
+(``truncate_to``), a TCP reset (``reset``), silence (``no_response``), a
+keep-alive connection closed behind the client's back (``close_silently_after``,
+:meth:`H11Server.close_idle_connections`), or arbitrary bytes on the wire
+(``raw``) for responses h11 would refuse to produce. Delays are ``trio.sleep``
+calls, so tests run them in virtual time with trio's ``autojump_clock``.
+
+Handler routes receive the request with its body read::
+
+    async def echo(request: ReceivedRequest) -> Reply:
+        return Reply(200, body=request.body)
+
+    server.route("POST", "/echo", echo)
+
+Unrouted requests get a 404. To wait for the server without sleeping, use
+``await server.wait_for_requests(n)`` or ``server.wait_for_open_connections(n)``.
+
+The server never lets a misbehaving *client* crash it (garbage gets a 400, a
+failed TLS handshake just ends that connection). But a handler that raises,
+or a reply h11 refuses to frame, is a bug in the test: the client gets a 500
+or a closed connection, and the error is re-raised, in an ExceptionGroup,
+when the ``async with`` block exits, so the test fails instead of hanging.
+
+Everything the server starts lives inside its ``async with`` block. The kit
+depends only on trio, h11 and the standard library; bring your own
+certificates (``trustme`` makes them) for TLS.
+"""
+
+from __future__ import annotations
+
+from ._h11_server import H11Server, open_h11_server
+from ._script import Handler, ReceivedRequest, Reply
+
+__all__ = ["H11Server", "Handler", "ReceivedRequest", "Reply", "open_h11_server"]

@@ -1,0 +1,135 @@
+"""The scriptable HTTP/1.1 server: :func:`open_h11_server` and :class:`H11Server`."""
+
+from __future__ import annotations
+
+import ipaddress
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import trio
+
+from ._faults import close_stream
+from ._h11_connection import Ending, H11Connection
+from ._server import ServerBase
+
+__all__ = ["H11Server", "open_h11_server"]
+
+
+class H11Server(ServerBase):
+    """An HTTP/1.1 server on loopback, scripted per route. Get one from :func:`open_h11_server`.
+
+    Attributes and methods (inherited by every server of this kit):
+    :attr:`url`, :attr:`port`, :meth:`route`, :attr:`requests`,
+    :attr:`connections_accepted`, :attr:`open_connections`,
+    :meth:`wait_for_requests`, :meth:`wait_for_open_connections`,
+    :meth:`close_idle_connections`, :meth:`close_all_connections`.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+        max_requests_per_connection: int | None,
+        send_100_continue: bool,
+    ) -> None:
+        super().__init__(scheme="http" if ssl_context is None else "https", host=host, port=port)
+        self._ssl_context = ssl_context
+        self._max_requests = max_requests_per_connection
+        self._send_100_continue = send_100_continue
+
+    async def _serve_connection(self, tcp: trio.SocketStream) -> None:
+        """Run one accepted connection to its end; nothing the peer does escapes."""
+        slot = self._open_slot()
+        stream: trio.abc.Stream = tcp
+        ending = Ending.ABORT  # what a cancelled (shut down) connection gets
+        try:
+            with slot.cancel_scope:
+                if self._ssl_context is not None:
+                    # The handshake runs lazily on the first read, inside serve().
+                    stream = trio.SSLStream(tcp, self._ssl_context, server_side=True)
+                connection = H11Connection(
+                    self,
+                    stream,
+                    slot,
+                    max_requests=self._max_requests,
+                    send_100_continue=self._send_100_continue,
+                )
+                ending = await connection.serve()
+            if slot.cancel_scope.cancelled_caught:
+                ending = Ending.CLOSE  # close_*_connections(): an orderly close
+        finally:
+            await close_stream(stream, graceful=ending is Ending.CLOSE)
+            self._close_slot(slot)
+
+
+def open_h11_server(
+    *,
+    host: str = "127.0.0.1",
+    ssl_context: ssl.SSLContext | None = None,
+    max_requests_per_connection: int | None = None,
+    send_100_continue: bool = True,
+) -> AbstractAsyncContextManager[H11Server]:
+    """Start an HTTP/1.1 test server on a free port: ``async with open_h11_server() as server``.
+
+    Entering binds the port and starts accepting, so ``server.url`` is usable
+    at once. Leaving closes the listener and every connection, cancels every
+    connection task (handlers included), and then re-raises: the block's
+    exception as it was, or, if a handler raised or a reply could not be
+    framed, an ExceptionGroup of those errors (plus the block's exception).
+
+    Args:
+        host: the IP address to listen on (``"127.0.0.1"``, ``"::1"``); a name
+            could resolve to several addresses, each with its own free port.
+        ssl_context: serve HTTPS with this server-side context. A client that
+            rejects the certificate only ends its own connection.
+        max_requests_per_connection: answer at most this many requests per
+            connection, the last one with ``Connection: close`` (nginx's
+            ``keepalive_requests``); None for no limit.
+        send_100_continue: answer ``Expect: 100-continue`` with a 100 before
+            reading the body. False makes the client wait out its own timeout.
+
+    Raises:
+        ValueError: ``host`` is not an IP address, or the limit is below 1.
+    """
+    try:
+        ipaddress.ip_address(host)
+    except ValueError as exc:
+        raise ValueError(f"open_h11_server: host must be an IP address, not {host!r}") from exc
+    if max_requests_per_connection is not None and max_requests_per_connection < 1:
+        raise ValueError("open_h11_server: max_requests_per_connection must be >= 1")
+    return _open_h11_server(host, ssl_context, max_requests_per_connection, send_100_continue)
+
+
+@asynccontextmanager
+async def _open_h11_server(
+    host: str,
+    ssl_context: ssl.SSLContext | None,
+    max_requests: int | None,
+    send_100_continue: bool,
+) -> AsyncIterator[H11Server]:
+    # The block's own exception is kept out of the nursery, so that it is not
+    # wrapped in the nursery's ExceptionGroup, and re-raised after shutdown.
+    body_error: BaseException | None = None
+    async with trio.open_nursery() as nursery:
+        listeners = await trio.open_tcp_listeners(0, host=host)
+        server = H11Server(
+            host=host,
+            port=listeners[0].socket.getsockname()[1],
+            ssl_context=ssl_context,
+            max_requests_per_connection=max_requests,
+            send_100_continue=send_100_continue,
+        )
+        await nursery.start(trio.serve_listeners, server._serve_connection, listeners)
+        try:
+            yield server
+        except BaseException as exc:
+            body_error = exc
+        finally:
+            nursery.cancel_scope.cancel()
+    try:
+        server._raise_at_exit(body_error)
+    finally:
+        body_error = None  # no reference cycle through the traceback

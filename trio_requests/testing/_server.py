@@ -1,0 +1,211 @@
+"""The protocol-neutral half of a test server: routes, the request log, connections.
+
+A protocol driver (h11 today, h2 later) calls the ``_``-prefixed methods; tests
+call the public ones. All bookkeeping is synchronous, so it cannot be torn by a
+task switch; the only async methods are the ones that wait for something.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import trio
+import trio.testing
+
+from ._script import Handler, ReceivedRequest, Reply
+
+__all__ = ["ConnectionSlot", "ServerBase"]
+
+SERVER_HEADER = ("server", "trio-requests-testing")
+
+
+@dataclass(eq=False)
+class ConnectionSlot:
+    """The server's record of one open connection.
+
+    Attributes:
+        index: 0 for the first connection accepted, then 1, 2...
+        cancel_scope: cancelling it ends the connection's task.
+        idle: True while the connection waits for a request and holds no
+            partial one: the moment a real server's keep-alive timeout fires.
+    """
+
+    index: int
+    cancel_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    idle: bool = False
+
+
+@dataclass(eq=False)
+class _Route:
+    handler: Handler | None
+    replies: deque[Reply]
+
+    def next_reply(self) -> Reply | Handler:
+        if self.handler is not None:
+            return self.handler
+        # The last scripted reply answers every request after it.
+        return self.replies.popleft() if len(self.replies) > 1 else self.replies[0]
+
+
+class ServerBase:
+    """Routing, recording and connection control shared by the test servers."""
+
+    def __init__(self, *, scheme: str, host: str, port: int) -> None:
+        self._scheme = scheme
+        self._host = host
+        self._port = port
+        self._routes: dict[tuple[str, str], _Route] = {}
+        self._requests: list[ReceivedRequest] = []
+        self._slots: list[ConnectionSlot] = []
+        self._accepted = 0
+        self._errors: list[Exception] = []
+        self._changed = trio.Event()
+
+    # -- what tests read ---------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The TCP port the server listens on (picked by the OS)."""
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The base URL, without a trailing slash: ``"http://127.0.0.1:40123"``.
+
+        It names the listening address itself, never a hostname, so no DNS
+        lookup (and no ``localhost`` → ``::1`` detour) is involved. For TLS
+        the certificate must therefore cover that IP address.
+        """
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"{self._scheme}://{host}:{self._port}"
+
+    @property
+    def requests(self) -> list[ReceivedRequest]:
+        """A snapshot of every request received so far, in arrival order."""
+        return list(self._requests)
+
+    @property
+    def connections_accepted(self) -> int:
+        """How many connections the server has accepted so far."""
+        return self._accepted
+
+    @property
+    def open_connections(self) -> int:
+        """How many accepted connections are still open on the server's side."""
+        return len(self._slots)
+
+    # -- what tests do -----------------------------------------------------
+
+    def route(self, method: str, path: str, reply: Reply | Sequence[Reply] | Handler) -> None:
+        """Script the answer to ``method`` requests for ``path`` (query ignored).
+
+        Args:
+            method: the exact method, e.g. ``"GET"`` (methods are case-sensitive).
+            path: the exact path, e.g. ``"/items"``; the query string is not
+                part of the match.
+            reply: a :class:`Reply` for every request; or a sequence of them,
+                one per request in order, the last repeating (``[Reply(503),
+                Reply(200)]`` for a retry test); or an async handler that
+                computes the reply from the :class:`ReceivedRequest`.
+
+        A later call for the same method and path replaces the earlier one.
+        Unrouted requests get a 404.
+        """
+        if isinstance(reply, Reply):
+            route = _Route(None, deque([reply]))
+        elif isinstance(reply, Sequence):
+            if not reply:
+                raise ValueError("route: give at least one Reply")
+            route = _Route(None, deque(reply))
+        else:
+            route = _Route(reply, deque())
+        self._routes[method, path] = route
+
+    async def wait_for_requests(self, count: int) -> None:
+        """Block until at least ``count`` requests have been received in total."""
+        await self._wait_until(lambda: len(self._requests) >= count)
+
+    async def wait_for_open_connections(self, count: int) -> None:
+        """Block until exactly ``count`` connections are open on the server's side."""
+        await self._wait_until(lambda: len(self._slots) == count)
+
+    async def close_idle_connections(self) -> int:
+        """Close every connection waiting for its next request, as an idle timeout would.
+
+        It first waits until every task of the run is blocked
+        (:func:`trio.testing.wait_all_tasks_blocked`), so a connection whose
+        response the client has just read, but whose task has not yet gone
+        back to reading, counts as idle: the result does not depend on
+        scheduling. The close is graceful (TLS close_notify, then FIN); a
+        client that reuses such a connection afterwards finds it closed.
+        Returns when the sockets are closed, with the number closed.
+        """
+        await trio.testing.wait_all_tasks_blocked()
+        return await self._close_slots([slot for slot in self._slots if slot.idle])
+
+    async def close_all_connections(self) -> int:
+        """Close every open connection, even mid-request. Returns how many."""
+        return await self._close_slots(list(self._slots))
+
+    # -- what protocol drivers call -----------------------------------------
+
+    def _lookup(self, method: str, path: str) -> Reply | Handler:
+        route = self._routes.get((method, path))
+        if route is None:
+            return Reply(404, body=f"no route for {method} {path}\n".encode())
+        return route.next_reply()
+
+    def _open_slot(self) -> ConnectionSlot:
+        slot = ConnectionSlot(self._accepted)
+        self._accepted += 1
+        self._slots.append(slot)
+        self._notify()
+        return slot
+
+    def _close_slot(self, slot: ConnectionSlot) -> None:
+        self._slots.remove(slot)
+        self._notify()
+
+    def _record_request(self, request: ReceivedRequest) -> None:
+        self._requests.append(request)
+        self._notify()
+
+    def _record_error(self, error: Exception) -> None:
+        """Keep a script error (a handler that raised, an unframeable reply) for exit."""
+        self._errors.append(error)
+
+    def _raise_at_exit(self, body_error: BaseException | None) -> None:
+        """Re-raise what went wrong, once the server has shut down.
+
+        The block's own exception comes back as it was; script errors come back
+        in an ExceptionGroup (with the block's exception, if any), since a
+        test that saw a 500 usually failed *because* of them.
+        """
+        if self._errors:
+            errors: list[BaseException] = [*self._errors]
+            if body_error is not None:
+                errors.append(body_error)
+            raise BaseExceptionGroup("request handlers of the test server failed", errors)
+        if body_error is not None:
+            raise body_error
+
+    # -- internals -----------------------------------------------------------
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def _wait_until(self, predicate: Callable[[], bool]) -> None:
+        if predicate():
+            await trio.lowlevel.checkpoint()
+            return
+        while not predicate():
+            await self._changed.wait()
+
+    async def _close_slots(self, slots: list[ConnectionSlot]) -> int:
+        for slot in slots:
+            slot.cancel_scope.cancel()
+        await self._wait_until(lambda: all(slot not in self._slots for slot in slots))
+        return len(slots)
