@@ -3,11 +3,10 @@
 Theory of operation
 -------------------
 :func:`get_decoder` turns a ``Content-Encoding`` value into a pipeline of
-*stages*, one per coding, in the reverse of the order the server applied them
-(RFC 9110 §8.4: the codings are listed in the order they were applied). A
-stage never returns the whole expansion of its input: it pushes its output to
-the next stage, or finally to the :class:`_Guard`, through a *sink* callback,
-in bounded pieces:
+*stages*, one per coding, last applied first (RFC 9110 §8.4 lists them in
+the order applied). A stage never returns the whole expansion of its input:
+it pushes bounded pieces through a *sink* callback to the next stage, or
+finally to the :class:`_Guard`:
 
 * zlib (gzip, deflate): ``decompress(data, max_length=_PIECE)``;
 * brotli: ``process(data, output_buffer_limit=_PIECE)`` (brotli >= 1.2);
@@ -65,12 +64,9 @@ Sink = Callable[[bytes], None]
 
 
 class ContentDecoder(Protocol):
-    """Decodes one response body, chunk by chunk.
-
-    ``decode`` is called with each received chunk and returns the decoded
-    bytes available so far (possibly empty); ``flush`` is called once at the
-    end and returns the rest. Both raise :class:`DecodingError`.
-    """
+    """Decodes one response body: ``decode`` takes each received chunk and
+    returns the decoded bytes available so far (possibly none); ``flush``,
+    called once at the end, returns the rest. Both raise :class:`DecodingError`."""
 
     def decode(self, data: bytes) -> bytes: ...
 
@@ -118,9 +114,8 @@ def _import(name: str) -> object | None:
 
 
 def _brotli() -> _BrotliModule | None:
-    """brotli (CPython) or brotlicffi (PyPy), 1.2 or later: older ones lack
-    ``output_buffer_limit`` (added with ``can_accept_more_data``), so they
-    could not bound memory and count as missing."""
+    """brotli (CPython) or brotlicffi (PyPy) >= 1.2, which added ``output_buffer_limit``
+    (and ``can_accept_more_data``): older ones cannot bound memory."""
     for name in ("brotli", "brotlicffi"):
         module = _import(name)
         if hasattr(getattr(module, "Decompressor", None), "can_accept_more_data"):

@@ -94,13 +94,8 @@ class HTTP11Connection:
 
     async def _send(self, data: bytes, timeout: float | None, request: Request) -> None:
         try:
-            with trio.fail_after(timeout) if timeout is not None else _NO_LIMIT:
+            with _deadline(timeout) as scope:
                 await self._stream.send_all(data)
-        except trio.TooSlowError as exc:
-            self.broken = True
-            raise WriteTimeout(
-                f"sending the request took over {timeout}s", request=request
-            ) from exc
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             self.broken = True
             self._h11.send_failed()
@@ -108,6 +103,9 @@ class HTTP11Connection:
                 f"the server closed the connection while the request was sent: {exc}",
                 request=request,
             ) from exc
+        if scope.cancelled_caught:
+            self.broken = True
+            raise WriteTimeout(f"sending the request took over {timeout}s", request=request)
         self.bytes_sent += len(data)
 
     # -- receiving -------------------------------------------------------------
@@ -192,17 +190,18 @@ class HTTP11Connection:
             self._h11.receive_data(data)
 
     async def _receive(self, request: Request, timeout: float | None) -> bytes:
+        data: bytes | bytearray = b""
         try:
-            with trio.fail_after(timeout) if timeout is not None else _NO_LIMIT:
+            with _deadline(timeout) as scope:
                 data = await self._stream.receive_some(READ_SIZE)
-        except trio.TooSlowError as exc:
-            self.broken = True
-            raise ReadTimeout(f"no response data within {timeout}s", request=request) from exc
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             self.broken = True
             raise RemoteProtocolError(
                 f"the connection broke while reading the response: {exc}", request=request
             ) from exc
+        if scope.cancelled_caught:
+            self.broken = True
+            raise ReadTimeout(f"no response data within {timeout}s", request=request)
         self.bytes_received += len(data)
         return bytes(data)
 
@@ -216,14 +215,13 @@ class HTTP11Connection:
         return RemoteProtocolError(f"unexpected HTTP/1.1 event {event!r}", request=request)
 
 
-class _NoLimit:
-    """A do-nothing context manager, cheaper than ``trio.CancelScope()``."""
+def _deadline(timeout: float | None) -> trio.CancelScope:
+    """A cancel scope expiring *timeout* seconds from now (never if None).
 
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc_info: object) -> None:
-        return None
-
-
-_NO_LIMIT = _NoLimit()
+    A plain CancelScope rather than ``trio.fail_after``: that one is a
+    generator-based context manager and cost ~10% of a keep-alive request
+    in profiles. Callers check ``cancelled_caught`` to raise their own
+    typed timeout."""
+    if timeout is None:
+        return trio.CancelScope()
+    return trio.CancelScope(deadline=trio.current_time() + timeout)

@@ -8,6 +8,7 @@ any I/O.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import cast
@@ -19,6 +20,8 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 ParamValue = str | int | float | bool | None
 Params = Mapping[str, ParamValue | Sequence[ParamValue]] | Sequence[tuple[str, ParamValue]]
+
+_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
 
 # Characters left as they are in paths and queries: RFC 3986 unreserved,
 # sub-delims, ":" "@" "/" "?" and "%" (already-encoded input stays as is).
@@ -41,7 +44,7 @@ class URL:
             return
         if not isinstance(url, str):
             raise InvalidURL(f"URL must be a str, got {type(url).__name__}")
-        if any(ord(c) < 0x21 or c == "\x7f" for c in url):
+        if _CONTROL_OR_SPACE.search(url):
             raise InvalidURL(f"URL contains whitespace or control characters: {url!r}")
         try:
             parts = urlsplit(url)
