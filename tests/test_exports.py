@@ -10,8 +10,9 @@ import pytest
 
 import trio_conpool
 import trio_requests
+import trio_requests.testing
 
-PACKAGES = [trio_conpool, trio_requests]
+PACKAGES = [trio_conpool, trio_requests, trio_requests.testing]
 
 parametrize_packages = pytest.mark.parametrize("package", PACKAGES, ids=lambda m: m.__name__)
 
@@ -56,6 +57,7 @@ def test_public_definitions_are_exported(package: types.ModuleType) -> None:
     assert unexported == [], f"public in {package.__name__} but missing from __all__"
 
 
-@parametrize_packages
+@pytest.mark.parametrize("package", [trio_conpool, trio_requests], ids=lambda m: m.__name__)
 def test_ships_py_typed(package: types.ModuleType) -> None:
+    # One py.typed at the top of a distribution's package covers its subpackages.
     assert resources.files(package).joinpath("py.typed").is_file()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from trio_requests._cookies import (
@@ -219,6 +219,7 @@ hostname = st.builds(
 )
 
 
+@settings(max_examples=50)
 @given(host=hostname, sub=label)
 def test_domain_match_properties(host: str, sub: str) -> None:
     assert domain_match(host, host)
@@ -227,6 +228,7 @@ def test_domain_match_properties(host: str, sub: str) -> None:
     assert not domain_match(f"{sub}{host}", host)
 
 
+@settings(max_examples=50)
 @given(host=hostname, sub=label)
 def test_domain_cookie_reaches_subdomains_host_only_does_not(host: str, sub: str) -> None:
     wide = jar_from(f"http://{host}/", f"a=1; Domain={host}")
@@ -271,6 +273,7 @@ def test_path_match(request_path: str, cookie_path: str, matches: bool) -> None:
     assert path_match(request_path, cookie_path) is matches
 
 
+@settings(max_examples=50)
 @given(st.from_regex(r"(/[a-z]{0,3}){1,4}", fullmatch=True))
 def test_default_path_matches_the_request_path(request_path: str) -> None:
     assert path_match(request_path, default_path(request_path))
@@ -359,6 +362,7 @@ def test_url_without_host_gets_nothing() -> None:
     assert jar.header_for("file:///tmp/x", NOW) is None and len(jar) == 1
 
 
+@settings(max_examples=50)
 @given(
     name=st.from_regex(r"[A-Za-z0-9_!#$%&'*+.^`|~-]{1,20}", fullmatch=True),
     value=st.from_regex(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]{0,40}", fullmatch=True),

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trio_requests._multipart import CHUNK, Fields, Files, encode_multipart
@@ -216,6 +216,7 @@ def test_random_boundaries_differ() -> None:
 names = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=12)
 
 
+@settings(max_examples=50)
 @given(
     items=st.lists(
         st.tuples(names, st.one_of(st.binary(max_size=300), st.text(max_size=50))),
