@@ -37,7 +37,7 @@ from ._models import Request, RequestContent, Response
 from ._redirects import build_redirect
 from ._retries import Retry
 from ._timeouts import DEFAULT_TIMEOUT, UNSET, Timeout, _Unset
-from ._urls import URL, Params
+from ._urls import URL, Params, parse_url
 
 __version__ = "0.1.0"
 
@@ -346,12 +346,12 @@ class Session:
             headers["Transfer-Encoding"] = "chunked"
 
     def _merge_url(self, url: str | URL) -> URL:
-        if isinstance(url, URL) or self.base_url is None or "://" in url:
-            return URL(url)
-        base = str(self.base_url)
-        if not base.endswith("/"):
-            base += "/"
-        return URL(base + url.lstrip("/"))
+        if isinstance(url, URL):
+            return url
+        if self.base_url is not None and "://" not in url:
+            base = str(self.base_url)
+            url = (base if base.endswith("/") else base + "/") + url.lstrip("/")
+        return parse_url(url)
 
     def _endpoint(self, url: URL) -> cp.Endpoint:
         key = url.origin

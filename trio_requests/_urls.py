@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import cast
 from urllib.parse import SplitResult, quote, urlencode, urljoin, urlsplit
 
@@ -165,3 +165,10 @@ def _param_str(value: ParamValue) -> str:
     if value is True or value is False:
         return "true" if value else "false"
     return "" if value is None else str(value)
+
+
+@lru_cache(maxsize=1024)
+def parse_url(url: str) -> URL:
+    """``URL(url)``, remembered: API clients send the same few URLs over and
+    over, and a URL is immutable, so one parsed object can serve them all."""
+    return URL(url)
