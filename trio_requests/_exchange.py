@@ -10,8 +10,7 @@ read to the end, or anything fails).
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import h11
@@ -40,16 +39,8 @@ Trace = Callable[[str, dict[str, Any]], None]
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 
 
-@contextmanager
-def map_pool_errors(request: Request) -> Iterator[None]:
-    """trio_conpool's errors as ours, the original chained."""
-    try:
-        yield
-    except cp.PoolError as exc:
-        raise _mapped(exc, request) from exc
-
-
 def _mapped(exc: cp.PoolError, request: Request) -> RequestError:
+    """trio_conpool's error as ours (the caller chains the original)."""
     message = str(exc)
     if isinstance(exc, cp.ConnectTimeout):
         return ConnectTimeout(message, request=request)
@@ -121,13 +112,15 @@ class Exchanger:
         (the rule Go's net/http follows)."""
         stale_retries = self._pool.config.max_connections_per_endpoint + 1
         while True:
-            with map_pool_errors(request):
+            try:
                 lease = await self._pool.acquire(
                     endpoint,
                     pool_timeout=timeout.pool,
                     connect_timeout=timeout.connect,
                     trace=self._trace,
                 )
+            except cp.PoolError as exc:
+                raise _mapped(exc, request) from exc
             try:
                 return await self._exchange(lease, request, timeout)
             except RemoteProtocolError:
