@@ -7,15 +7,8 @@ import trio
 import trio.testing
 
 import trio_requests as tr
+from tests.helpers import assert_pool_clean
 from trio_requests.testing import H11Server, Reply
-
-
-def assert_pool_clean(session: tr.Session) -> None:
-    for stats in session.stats().endpoints.values():
-        assert (stats.leases, stats.waiting, stats.connecting) == (0, 0, 0)
-        assert (
-            stats.total_created - stats.total_closed == stats.idle + stats.active + stats.draining
-        )
 
 
 @pytest.mark.parametrize(

@@ -8,12 +8,10 @@ The server tests are marked ``interop``. They fail (never skip) when
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import AbstractAsyncContextManager
@@ -29,21 +27,13 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.helpers import load_script
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def load_example(name: str) -> ModuleType:
-    """Import ``examples/<name>.py`` (examples/ is not a package). It goes
-    into sys.modules first: dataclasses and pickling look modules up there."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("examples", name)
 
 
 if TYPE_CHECKING:

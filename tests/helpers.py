@@ -1,0 +1,36 @@
+"""Helpers shared by several test packages."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import trio_requests as tr
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_script(folder: str, name: str) -> ModuleType:
+    """Import ``<folder>/<name>.py`` from the repository (examples/ and
+    benchmarks/ are not packages). It goes into sys.modules first:
+    dataclasses look their module up there."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, ROOT / folder / f"{name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def assert_pool_clean(session: tr.Session) -> None:
+    """No lease, waiter or connect is left, and the books add up."""
+    for stats in session.stats().endpoints.values():
+        assert (stats.leases, stats.waiting, stats.connecting) == (0, 0, 0)
+        assert (
+            stats.total_created - stats.total_closed == stats.idle + stats.active + stats.draining
+        )
