@@ -10,10 +10,10 @@ import trio
 from ._errors import LeaseClosed
 
 if TYPE_CHECKING:
+    from ._books import Conn
     from ._connection import PooledConnection
     from ._endpoint import Endpoint
     from ._handler import ConnectionInfo
-    from ._ledger import Conn
     from ._pool import Pool
 
 S = TypeVar("S")

@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar, overload
 
 import trio
 
+from ._books import Conn, ConnectGrant, FailureGrant, Grant, LeaseGrant, Waiter, Work
 from ._config import DEFAULT, ConnectionHook, PoolConfig, Trace
 from ._connect import IdleCheck, open_transport, peek_idle, probe_tls_idle
 from ._connection import PooledConnection
@@ -21,7 +22,7 @@ from ._endpoint import Endpoint
 from ._errors import ConnectError, ConnectTimeout, PoolClosed, PoolError, PoolTimeout
 from ._handler import ConnectionInfo, ProtocolHandler, RawStream
 from ._lease import Lease, LeaseContext
-from ._ledger import Conn, ConnectGrant, FailureGrant, Grant, LeaseGrant, Ledger, Waiter, Work
+from ._ledger import Ledger
 from ._stats import EndpointStats
 
 S = TypeVar("S")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from trio_conpool import Endpoint, Exclusive, Multiplexed
-from trio_conpool._ledger import ConnectGrant, FailureGrant, LeaseGrant, Ledger, Waiter
+from trio_conpool._books import ConnectGrant, FailureGrant, LeaseGrant, Waiter
+from trio_conpool._ledger import Ledger
 from trio_conpool._state import ConnEvent, ConnState, StateError, transition
 
 from .ledger_helpers import check_invariants

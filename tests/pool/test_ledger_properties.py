@@ -13,16 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 
 from trio_conpool import Endpoint, Exclusive, Multiplexed
-from trio_conpool._ledger import (
-    Conn,
-    ConnectGrant,
-    FailureGrant,
-    Grant,
-    LeaseGrant,
-    Ledger,
-    Waiter,
-    Work,
-)
+from trio_conpool._books import Conn, ConnectGrant, FailureGrant, Grant, LeaseGrant, Waiter, Work
+from trio_conpool._ledger import Ledger
 from trio_conpool._state import ConnState
 
 from .ledger_helpers import check_invariants
