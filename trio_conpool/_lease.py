@@ -87,6 +87,15 @@ class Lease(Generic[S]):
         failing its other leases; to end only this slot use :meth:`release`."""
         await self._pool.discard(self)
 
+    def release_nowait(self) -> None:
+        """:meth:`release` without a checkpoint (sync, like trio's
+        ``CapacityLimiter.release``)."""
+        self._pool.release_nowait(self)
+
+    def discard_nowait(self) -> None:
+        """:meth:`discard` without a checkpoint."""
+        self._pool.discard_nowait(self)
+
     def __repr__(self) -> str:
         status = "done" if self._done else "held"
         return f"<Lease {self.endpoint} {status} reused={self.reused}>"

@@ -292,6 +292,8 @@ class Cookies:
         *now* (RFC 6265 §5.4), or None if no cookie applies. Longer paths
         come first, then older cookies (§5.4 step 2). Expired cookies are
         dropped from the jar."""
+        if not self._jar:
+            return None
         self._remove(lambda c: c.expires is not None and c.expires <= now)
         parts = urlsplit(url)
         host, request_path = parts.hostname, parts.path or "/"

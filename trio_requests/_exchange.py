@@ -75,23 +75,24 @@ class H11Body:
         try:
             data = await self._conn.receive_body(self._request, self._read_timeout)
         except BaseException:
-            await self._end(reusable=False)
+            self._end(reusable=False)
             raise
         if not data:
-            await self._end(reusable=self._conn.finish_cycle())
+            self._end(reusable=self._conn.finish_cycle())
         return data
 
     async def aclose(self) -> None:
-        await self._end(reusable=False)  # a body left unread: state unknown
+        self._end(reusable=False)  # a body left unread: state unknown
 
-    async def _end(self, *, reusable: bool) -> None:
+    def _end(self, *, reusable: bool) -> None:
+        # Sync: the read that ended the body was the checkpoint.
         if self._done:
             return
         self._done = True
         if reusable:
-            await self._lease.release()
+            self._lease.release_nowait()
         else:
-            await self._lease.discard()
+            self._lease.discard_nowait()
 
 
 class Exchanger:
