@@ -166,11 +166,14 @@ class Exchanger:
                 "response.headers_received",
                 {"status": head.status_code, "http_version": http_version},
             )
-        decoder = get_decoder(
-            headers.get("content-encoding"),
-            max_size=self._limits.max_decompressed_size,
-            max_ratio=self._limits.max_decompression_ratio,
-        )
+        encoding = headers.get("content-encoding")
+        decoder = None
+        if encoding is not None:
+            decoder = get_decoder(
+                encoding,
+                max_size=self._limits.max_decompressed_size,
+                max_ratio=self._limits.max_decompression_ratio,
+            )
         return Response(
             head.status_code,
             request=request,

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from email.message import Message
 from typing import Any, Protocol
 
-from ._decoders import ContentDecoder, get_decoder
+from ._decoders import ContentDecoder
 from ._errors import DecodingError, HTTPStatusError, ResponseClosed, StreamConsumed
 from ._headers import HeaderInput, Headers
 from ._urls import URL
@@ -200,8 +200,9 @@ class Response:
         """The body, decompressed according to Content-Encoding."""
         if self._content is not None:
             return _RawChunks(self, preread=self._content)
-        decoder = self._decoder or get_decoder(None, max_size=None, max_ratio=None)
-        return _DecodedChunks(_RawChunks(self), decoder, self.request)
+        if self._decoder is None:  # no Content-Encoding: nothing to undo
+            return _RawChunks(self)
+        return _DecodedChunks(_RawChunks(self), self._decoder, self.request)
 
     def aiter_text(self) -> AsyncIterator[str]:
         """The body as text, decoded with :attr:`encoding`."""

@@ -281,7 +281,8 @@ class Session:
         self, request: Request, response: Response, follow: bool, hops: int
     ) -> Request | None:
         """Keep the cookies *response* sets; the redirect to follow, if any."""
-        self.cookies.extract(str(request.url), response.headers.get_list("set-cookie"), time.time())
+        if set_cookies := response.headers.get_list("set-cookie"):
+            self.cookies.extract(str(request.url), set_cookies, time.time())
         if not (follow and response.is_redirect):
             return None
         if hops >= self.max_redirects:

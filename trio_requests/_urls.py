@@ -147,6 +147,10 @@ class URL:
         return URL(self._parts._replace(netloc=netloc).geturl())
 
     def __str__(self) -> str:
+        return self._text
+
+    @cached_property
+    def _text(self) -> str:
         return self._parts.geturl()
 
     def __repr__(self) -> str:
