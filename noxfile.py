@@ -56,7 +56,5 @@ def bench(session: nox.Session) -> None:
     they share makes sense here (``nox -s bench -- --quick``); run a script
     directly for its other flags."""
     _install(session, "bench")
-    # http_bench.py issues nginx's TLS certificate with trustme (tests/interop/nginx.py).
-    session.install("trustme>=1.1")
     session.run("python", "benchmarks/pool_checkout.py", *session.posargs)
     session.run("python", "benchmarks/http_bench.py", *session.posargs)
