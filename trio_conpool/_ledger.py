@@ -4,9 +4,8 @@ Theory of operation
 -------------------
 Everything here is synchronous. trio switches tasks only at checkpoints and
 this module has none, so a method of :class:`Ledger` runs from start to end
-with no other task seeing
-a half-updated book; the async layer (:mod:`trio_conpool._pool`) asks the
-ledger what to do and then does the I/O the ledger returns as
+with no other task seeing a half-updated book; the async layer
+(:mod:`trio_conpool._pool`) asks the ledger what to do and then does the I/O the ledger returns as
 :class:`Work`: connections to close and waiters to wake. A cancelled waiter
 removes exactly its own registration, and hands back whatever it had been
 granted meanwhile (see :meth:`Ledger.cancel`), so cancellation can never
