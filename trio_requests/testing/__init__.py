@@ -48,13 +48,30 @@ or a closed connection, and the error is re-raised, in an ExceptionGroup,
 when the ``async with`` block exits, so the test fails instead of hanging.
 
 Everything the server starts lives inside its ``async with`` block. The kit
-depends only on trio, h11 and the standard library; bring your own
-certificates (``trustme`` makes them) for TLS.
+depends only on trio, h11, h2 (with h2's own hyperframe) and the standard
+library; bring your own certificates (``trustme`` makes them) for TLS.
+
+:func:`open_h2_server` serves the same routes, replies and handlers over
+HTTP/2 (the ``h2`` library; h2c with prior knowledge, or TLS whose context
+offers ALPN ``h2``), one task per stream so streams really run concurrently.
+Requests are recorded with ``http_version="HTTP/2"``. It adds HTTP/2 faults:
+:class:`ResetStream` route replies (RST_STREAM with a chosen code),
+:meth:`H2Server.send_goaway` and :meth:`H2Server.set_max_concurrent_streams`.
 """
 
 from __future__ import annotations
 
+from ._h2_server import H2Server, ResetStream, open_h2_server
 from ._h11_server import H11Server, open_h11_server
 from ._script import Handler, ReceivedRequest, Reply
 
-__all__ = ["H11Server", "Handler", "ReceivedRequest", "Reply", "open_h11_server"]
+__all__ = [
+    "H11Server",
+    "H2Server",
+    "Handler",
+    "ReceivedRequest",
+    "Reply",
+    "ResetStream",
+    "open_h11_server",
+    "open_h2_server",
+]

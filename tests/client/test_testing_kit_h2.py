@@ -1,0 +1,379 @@
+"""The HTTP/2 test server, driven by a minimal h2 client written right here.
+
+The client is deliberately not trio_requests: the kit must be trustworthy on
+its own before it is used to test the real client. Every wait is bounded by
+``trio.fail_after`` inside :meth:`MiniClient.read_until`.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.settings
+import pytest
+import trio
+import trio.testing
+
+from trio_requests.testing import (
+    H2Server,
+    ReceivedRequest,
+    Reply,
+    ResetStream,
+    open_h2_server,
+)
+
+WAIT = 5.0
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[bytes, bytes]
+    frames: list[bytes]
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.frames)
+
+
+class MiniClient:
+    """Just enough of an HTTP/2 client: send requests, collect every event."""
+
+    def __init__(self, stream: trio.abc.Stream) -> None:
+        self.stream = stream
+        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+        self.conn = h2.connection.H2Connection(config=config)
+        self.events: list[h2.events.Event] = []
+        self.eof = False
+
+    async def flush(self) -> None:
+        await self.stream.send_all(self.conn.data_to_send())
+
+    async def start(self) -> None:
+        self.conn.initiate_connection()
+        await self.flush()
+
+    async def request(self, method: str, path: str, body: bytes = b"", *, end: bool = True) -> int:
+        stream_id = self.conn.get_next_available_stream_id()
+        headers = [(":method", method), (":path", path), (":scheme", "http")]
+        headers += [(":authority", "test"), ("x-test", "yes")]
+        self.conn.send_headers(stream_id, headers, end_stream=not body and end)
+        await self.flush()
+        if body:
+            await self.upload(stream_id, body, end=end)
+        return stream_id
+
+    async def upload(self, stream_id: int, body: bytes, *, end: bool) -> None:
+        """Send ``body`` within the server's flow-control window."""
+        while body:
+            window = min(
+                self.conn.local_flow_control_window(stream_id), self.conn.max_outbound_frame_size
+            )
+            if window <= 0:
+                await self.read_until(self._more_than(len(self.events)))
+                continue
+            self.conn.send_data(stream_id, body[:window])
+            body = body[window:]
+            await self.flush()
+        if end:
+            self.conn.end_stream(stream_id)
+            await self.flush()
+
+    @staticmethod
+    def _more_than(count: int) -> Callable[[list[h2.events.Event]], bool]:
+        return lambda events: len(events) > count
+
+    async def read_until(self, done: Callable[[list[h2.events.Event]], bool]) -> None:
+        with trio.fail_after(WAIT):
+            while not done(self.events):
+                data = await self.stream.receive_some(65536)
+                if not data:
+                    self.eof = True
+                    raise AssertionError("the server closed the connection")
+                for event in self.conn.receive_data(data):
+                    self.events.append(event)
+                    if isinstance(event, h2.events.DataReceived):
+                        self.conn.acknowledge_received_data(
+                            event.flow_controlled_length, event.stream_id
+                        )
+                await self.flush()
+
+    async def response(self, stream_id: int) -> Response:
+        def ended(events: list[h2.events.Event]) -> bool:
+            return any(
+                isinstance(e, h2.events.StreamEnded | h2.events.StreamReset)
+                and e.stream_id == stream_id
+                for e in events
+            )
+
+        await self.read_until(ended)
+        mine = [e for e in self.events if getattr(e, "stream_id", None) == stream_id]
+        head = next(e for e in mine if isinstance(e, h2.events.ResponseReceived))
+        headers = dict(head.headers)
+        frames = [e.data for e in mine if isinstance(e, h2.events.DataReceived) and e.data]
+        return Response(int(headers[b":status"]), headers, frames)
+
+    async def reset_code(self, stream_id: int) -> int:
+        def reset(events: list[h2.events.Event]) -> bool:
+            return any(isinstance(e, h2.events.StreamReset) for e in events)
+
+        await self.read_until(reset)
+        event = next(e for e in self.events if isinstance(e, h2.events.StreamReset))
+        assert event.stream_id == stream_id
+        return int(event.error_code)
+
+
+@asynccontextmanager
+async def connect(
+    server: H2Server, ssl_context: ssl.SSLContext | None = None
+) -> AsyncIterator[MiniClient]:
+    tcp = await trio.open_tcp_stream("127.0.0.1", server.port)
+    stream: trio.abc.Stream = tcp
+    if ssl_context is not None:
+        stream = trio.SSLStream(tcp, ssl_context, server_hostname="127.0.0.1")
+    try:
+        client = MiniClient(stream)
+        await client.start()
+        yield client
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+async def test_get_route_and_404_are_recorded() -> None:
+    async with open_h2_server() as server:
+        server.route("GET", "/hello", Reply(200, body=b"hi", headers=[("X-Kind", "greeting")]))
+        async with connect(server) as client:
+            hello = await client.response(await client.request("GET", "/hello?x=1"))
+            missing = await client.response(await client.request("GET", "/nope"))
+        assert (hello.status, hello.body) == (200, b"hi")
+        assert hello.headers[b"x-kind"] == b"greeting"
+        assert hello.headers[b"content-length"] == b"2"
+        assert missing.status == 404
+        first = server.requests[0]
+        assert (first.method, first.target, first.path) == ("GET", "/hello?x=1", "/hello")
+        assert first.http_version == "HTTP/2"
+        assert first.header("x-test") == "yes"
+        assert all(not name.startswith(":") for name, _ in first.headers)
+        assert [r.connection_index for r in server.requests] == [0, 0]
+
+
+async def test_streams_are_served_concurrently_on_one_connection() -> None:
+    async with open_h2_server() as server:
+
+        async def all_at_once(request: ReceivedRequest) -> Reply:
+            # Deadlocks (and fails the bounded wait) unless streams run in parallel.
+            await server.wait_for_requests(3)
+            return Reply(200, body=request.path.encode())
+
+        server.route("GET", "/a", all_at_once)
+        server.route("GET", "/b", all_at_once)
+        server.route("GET", "/c", all_at_once)
+        async with connect(server) as client:
+            ids = [await client.request("GET", path) for path in ("/a", "/b", "/c")]
+            bodies = [(await client.response(stream_id)).body for stream_id in ids]
+        assert bodies == [b"/a", b"/b", b"/c"]
+        assert server.connections_accepted == 1
+
+
+async def test_upload_is_recorded_under_flow_control() -> None:
+    async with open_h2_server(initial_window_size=1000) as server:
+
+        async def echo_length(request: ReceivedRequest) -> Reply:
+            return Reply(201, body=str(len(request.body)).encode())
+
+        server.route("POST", "/upload", echo_length)
+        body = bytes(range(256)) * 1024  # 256 KiB: many times the 1000-byte window
+        async with connect(server) as client:
+            response = await client.response(await client.request("POST", "/upload", body))
+        assert (response.status, response.body) == (201, b"262144")
+        assert server.requests[0].body == body
+
+
+async def test_chunks_are_separate_data_frames() -> None:
+    async with open_h2_server() as server:
+        server.route("GET", "/c", Reply(200, chunks=[b"a", b"bb", b"ccc"]))
+        async with connect(server) as client:
+            response = await client.response(await client.request("GET", "/c"))
+        assert response.frames == [b"a", b"bb", b"ccc"]
+
+
+async def test_large_body_waits_for_window_updates() -> None:
+    body = b"0123456789abcdef" * 65536  # 1 MiB, 16 times the default window
+    async with open_h2_server() as server:
+        server.route("GET", "/big", Reply(200, body=body))
+        async with connect(server) as client:
+            response = await client.response(await client.request("GET", "/big"))
+        assert response.body == body
+        assert max(len(frame) for frame in response.frames) <= 16384
+
+
+async def test_graceful_goaway_drains_streams_then_closes() -> None:
+    release = trio.Event()
+    async with open_h2_server() as server:
+
+        async def slow(request: ReceivedRequest) -> Reply:
+            await release.wait()
+            return Reply(200, body=b"done")
+
+        server.route("GET", "/slow", slow)
+        async with connect(server) as client:
+            stream_id = await client.request("GET", "/slow")
+            with trio.fail_after(WAIT):
+                await server.wait_for_requests(1)
+                await server.send_goaway()
+            await client.read_until(
+                lambda events: any(isinstance(e, h2.events.ConnectionTerminated) for e in events)
+            )
+            goaway = client.events[-1]
+            assert isinstance(goaway, h2.events.ConnectionTerminated)
+            assert (goaway.error_code, goaway.last_stream_id) == (0, stream_id)
+            assert server.open_connections == 1  # still answering stream 1
+            release.set()
+            with trio.fail_after(WAIT):
+                # h2 refuses frames after GOAWAY, so read the answer as bytes to EOF.
+                raw = b""
+                while chunk := await client.stream.receive_some(65536):
+                    raw += chunk
+                await server.wait_for_open_connections(0)
+        # A DATA frame header (length 4, type 0, no flags, stream 1), then the body.
+        assert b"\x00\x00\x04\x00\x00\x00\x00\x00\x01done" in raw
+
+
+async def test_max_requests_per_connection_sends_goaway_and_closes() -> None:
+    async with open_h2_server(max_requests_per_connection=2) as server:
+        server.route("GET", "/", Reply(200, body=b"ok"))
+        async with connect(server) as client:
+            await client.request("GET", "/")
+            await client.request("GET", "/")
+            with trio.fail_after(WAIT):
+                raw = b""
+                while chunk := await client.stream.receive_some(65536):
+                    raw += chunk
+                await server.wait_for_open_connections(0)
+        # GOAWAY: length 8, type 7, stream 0, then last_stream_id 3 and NO_ERROR.
+        assert b"\x00\x00\x08\x07\x00\x00\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x00" in raw
+        assert [r.connection_index for r in server.requests] == [0, 0]
+
+
+async def test_goaway_with_error_closes_at_once() -> None:
+    async with open_h2_server() as server, connect(server) as client:
+        await client.response(await client.request("GET", "/x"))
+        with trio.fail_after(WAIT):
+            await server.send_goaway(error_code=h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
+            await server.wait_for_open_connections(0)
+        await client.read_until(
+            lambda events: any(isinstance(e, h2.events.ConnectionTerminated) for e in events)
+        )
+        goaway = client.events[-1]
+        assert isinstance(goaway, h2.events.ConnectionTerminated)
+        assert goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+        assert goaway.last_stream_id == 1
+
+
+async def test_reset_stream_carries_the_chosen_code() -> None:
+    async with open_h2_server() as server:
+        code = h2.errors.ErrorCodes.REFUSED_STREAM
+        server.route("GET", "/r", [ResetStream(code), Reply(200, body=b"ok")])
+        server.route("GET", "/boom", Reply(reset=True))
+        async with connect(server) as client:
+            assert await client.reset_code(await client.request("GET", "/r")) == code
+            assert (await client.response(await client.request("GET", "/r"))).body == b"ok"
+        async with connect(server) as client:
+            boom = await client.request("GET", "/boom")
+            assert await client.reset_code(boom) == h2.errors.ErrorCodes.INTERNAL_ERROR
+
+
+async def test_set_max_concurrent_streams_reaches_open_and_new_connections() -> None:
+    limit = h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS
+
+    def announced(value: int) -> Callable[[list[h2.events.Event]], bool]:
+        def check(events: list[h2.events.Event]) -> bool:
+            return any(
+                isinstance(e, h2.events.RemoteSettingsChanged)
+                and limit in e.changed_settings
+                and e.changed_settings[limit].new_value == value
+                for e in events
+            )
+
+        return check
+
+    async with open_h2_server(max_concurrent_streams=5) as server:
+        async with connect(server) as client:
+            await client.read_until(announced(5))
+            server.set_max_concurrent_streams(1)
+            await client.read_until(announced(1))
+        async with connect(server) as client:
+            await client.read_until(announced(1))
+
+
+async def test_delays_take_exact_virtual_time(autojump_clock: trio.testing.MockClock) -> None:
+    reply = Reply(200, chunks=[b"a", b"b"], delay_headers=2, delay_body=1)
+    async with open_h2_server() as server:
+        server.route("GET", "/slow", reply)
+        server.route("GET", "/drip", Reply(200, body=b"xyz", trickle=0.5))
+        async with connect(server) as client:
+            start = trio.current_time()
+            response = await client.response(await client.request("GET", "/slow"))
+            assert trio.current_time() - start == pytest.approx(2 + 1 + 1)
+            assert response.frames == [b"a", b"b"]
+            start = trio.current_time()
+            response = await client.response(await client.request("GET", "/drip"))
+            assert trio.current_time() - start == pytest.approx(1.5)
+            assert response.frames == [b"x", b"y", b"z"]
+
+
+async def test_tls_with_alpn_h2(
+    server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    server_ssl_context.set_alpn_protocols(["h2"])
+    client_ssl_context.set_alpn_protocols(["h2"])
+    async with open_h2_server(ssl_context=server_ssl_context) as server:
+        server.route("GET", "/", Reply(200, body=b"secure"))
+        assert server.url.startswith("https://")
+        async with connect(server, client_ssl_context) as client:
+            response = await client.response(await client.request("GET", "/"))
+        assert response.body == b"secure"
+
+
+async def test_tls_without_h2_alpn_is_closed(
+    server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    server_ssl_context.set_alpn_protocols(["h2", "http/1.1"])
+    client_ssl_context.set_alpn_protocols(["http/1.1"])
+    async with open_h2_server(ssl_context=server_ssl_context) as server:
+        async with connect(server, client_ssl_context) as client:
+            with pytest.raises(AssertionError, match="closed the connection"):
+                await client.read_until(lambda events: False)
+        assert server.requests == []
+
+
+async def test_handler_error_gets_500_and_surfaces_at_exit() -> None:
+    async def broken(request: ReceivedRequest) -> Reply:
+        raise KeyError("oops")
+
+    with pytest.RaisesGroup(KeyError):
+        async with open_h2_server() as server:
+            server.route("GET", "/broken", broken)
+            async with connect(server) as client:
+                response = await client.response(await client.request("GET", "/broken"))
+            assert response.status == 500
+
+
+async def test_garbage_from_the_client_does_not_crash_the_server() -> None:
+    async with open_h2_server() as server:
+        tcp = await trio.open_tcp_stream("127.0.0.1", server.port)
+        async with tcp:
+            await tcp.send_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            with trio.fail_after(WAIT):
+                while await tcp.receive_some(65536):
+                    pass  # the server answers with GOAWAY, then closes
+        server.route("GET", "/", Reply(200, body=b"still here"))
+        async with connect(server) as client:
+            assert (await client.response(await client.request("GET", "/"))).body == b"still here"

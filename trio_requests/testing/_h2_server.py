@@ -1,0 +1,237 @@
+"""The scriptable HTTP/2 server: :func:`open_h2_server`, :class:`H2Server`, :class:`ResetStream`."""
+
+from __future__ import annotations
+
+import ipaddress
+import ssl
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+
+import h2.settings
+import trio
+
+from ._faults import close_stream
+from ._h2_connection import H2Connection, ResetReply
+from ._h11_connection import Ending
+from ._script import Handler, Reply
+from ._server import ConnectionSlot, ServerBase
+
+__all__ = ["H2Server", "ResetStream", "open_h2_server"]
+
+
+@dataclass(frozen=True)
+class ResetStream:
+    """An HTTP/2-only route reply: answer with RST_STREAM carrying ``error_code``.
+
+    ``Reply(reset=True)`` already means RST_STREAM(INTERNAL_ERROR) on HTTP/2;
+    this picks the code, e.g. ``ResetStream(h2.errors.ErrorCodes.REFUSED_STREAM)``
+    to test that a client retries a request the server never processed
+    (RFC 9113 §8.7). It is accepted by :meth:`H2Server.route` only, alone or
+    in a sequence with :class:`Reply` values.
+
+    Attributes:
+        error_code: the RST_STREAM error code (RFC 9113 §7).
+        delay: seconds to wait, after reading the request, before the reset.
+    """
+
+    error_code: int
+    delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.error_code < 2**32:
+            raise ValueError(f"ResetStream: error_code must fit 32 bits, not {self.error_code}")
+        if self.delay < 0:
+            raise ValueError(f"ResetStream: delay must be >= 0, not {self.delay}")
+
+    def _as_reply(self) -> Reply:
+        return ResetReply(reset=True, delay_headers=self.delay, error_code=self.error_code)
+
+
+class H2Server(ServerBase):
+    """An HTTP/2 server on loopback, scripted per route. Get one from :func:`open_h2_server`.
+
+    It has the methods of :class:`H11Server`, and HTTP/2 faults on top:
+    :meth:`send_goaway`, :meth:`set_max_concurrent_streams`, and
+    :class:`ResetStream` route replies. Of the :class:`Reply` fields,
+    ``reason`` is ignored (HTTP/2 has no reason phrase); ``chunked`` omits
+    ``content-length``; ``chunks`` become separate DATA frames; ``reset`` and
+    ``truncate_to`` reset the stream (INTERNAL_ERROR); ``close_after`` sends
+    a graceful GOAWAY; ``close_silently_after`` closes without one;
+    ``no_response`` leaves the stream open; ``raw`` is a script error.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+        settings: dict[h2.settings.SettingCodes | int, int],
+        max_requests_per_connection: int | None,
+    ) -> None:
+        super().__init__(scheme="http" if ssl_context is None else "https", host=host, port=port)
+        self._ssl_context = ssl_context
+        self._settings = settings
+        self._max_requests = max_requests_per_connection
+        self._connections: list[H2Connection] = []
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        reply: Reply | ResetStream | Sequence[Reply | ResetStream] | Handler,
+    ) -> None:
+        """Like :meth:`ServerBase.route`, also accepting :class:`ResetStream` replies."""
+        if isinstance(reply, ResetStream):
+            super().route(method, path, reply._as_reply())
+        elif isinstance(reply, Sequence):
+            replies = [r._as_reply() if isinstance(r, ResetStream) else r for r in reply]
+            super().route(method, path, replies)
+        else:
+            super().route(method, path, reply)
+
+    async def send_goaway(self, last_stream_id: int | None = None, error_code: int = 0) -> None:
+        """Send GOAWAY on every open connection, as a server shutting down does.
+
+        Args:
+            last_stream_id: the highest stream the server still serves; None
+                for the highest stream each connection has received so far.
+            error_code: 0 (NO_ERROR) is a graceful shutdown: streams up to
+                ``last_stream_id`` are answered, newer ones refused with
+                REFUSED_STREAM, and the connection closes once drained. Any
+                other code closes the connection right after the frame.
+
+        Returns once the frames are written (not when the connections close).
+        """
+        for connection in list(self._connections):
+            await connection.send_goaway(last_stream_id, error_code)
+
+    def set_max_concurrent_streams(self, count: int) -> None:
+        """Change SETTINGS_MAX_CONCURRENT_STREAMS on open connections and for new ones.
+
+        The SETTINGS frame is written by a task of each connection, so this
+        returns before the client has it; the client sees it as a
+        ``RemoteSettingsChanged`` event, and the limit binds once it acknowledges.
+        """
+        if count < 0:
+            raise ValueError(f"set_max_concurrent_streams: count must be >= 0, not {count}")
+        code = h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS
+        self._settings = {**self._settings, code: count}
+        for connection in self._connections:
+            connection.update_settings({code: count})
+
+    async def _serve_connection(self, tcp: trio.SocketStream) -> None:
+        """Run one accepted connection to its end; nothing the peer does escapes."""
+        slot = self._open_slot()
+        stream: trio.abc.Stream = tcp
+        ending = Ending.ABORT  # what a cancelled (shut down) connection gets
+        try:
+            with slot.cancel_scope:
+                if self._ssl_context is not None:
+                    ssl_stream = trio.SSLStream(tcp, self._ssl_context, server_side=True)
+                    stream = ssl_stream
+                    ending = await self._tls_handshake(ssl_stream)
+                if stream is tcp or ending is Ending.KEEP_ALIVE:
+                    ending = await self._speak_h2(stream, slot)
+            if slot.cancel_scope.cancelled_caught:
+                ending = Ending.CLOSE  # close_*_connections(): an orderly close
+        finally:
+            await close_stream(stream, graceful=ending is Ending.CLOSE)
+            self._close_slot(slot)
+
+    async def _tls_handshake(self, stream: trio.SSLStream[trio.SocketStream]) -> Ending:
+        """KEEP_ALIVE to go on; anything else ends a client that cannot speak h2."""
+        try:
+            await stream.do_handshake()
+        except trio.BrokenResourceError:
+            return Ending.ABORT
+        # RFC 9113 §3.2: over TLS, HTTP/2 is only what ALPN agreed on.
+        return Ending.KEEP_ALIVE if stream.selected_alpn_protocol() == "h2" else Ending.CLOSE
+
+    async def _speak_h2(self, stream: trio.abc.Stream, slot: ConnectionSlot) -> Ending:
+        connection = H2Connection(
+            self, stream, slot, settings=self._settings, max_requests=self._max_requests
+        )
+        self._connections.append(connection)
+        try:
+            return await connection.serve()
+        finally:
+            self._connections.remove(connection)
+
+
+def open_h2_server(
+    *,
+    host: str = "127.0.0.1",
+    ssl_context: ssl.SSLContext | None = None,
+    max_concurrent_streams: int = 100,
+    initial_window_size: int = 65535,
+    max_requests_per_connection: int | None = None,
+) -> AbstractAsyncContextManager[H2Server]:
+    """Start an HTTP/2 test server on a free port: ``async with open_h2_server() as server``.
+
+    Entering and leaving behave as for :func:`open_h11_server`: leaving closes
+    everything, then re-raises the block's exception or an ExceptionGroup of
+    handler errors.
+
+    Args:
+        host: the IP address to listen on.
+        ssl_context: serve h2 over TLS with this server-side context, which the
+            server never modifies: call ``set_alpn_protocols(["h2"])`` on it
+            (add ``"http/1.1"`` to see clients fall back). A connection whose
+            ALPN did not select ``h2`` is closed after the handshake. None
+            serves cleartext h2c with prior knowledge (RFC 9113 §3.3).
+        max_concurrent_streams: SETTINGS_MAX_CONCURRENT_STREAMS (100 is the
+            minimum RFC 9113 §6.5.2 recommends, and what nginx sends).
+        initial_window_size: SETTINGS_INITIAL_WINDOW_SIZE for the client's
+            uploads; 65535 is the protocol default.
+        max_requests_per_connection: after this many streams, send a graceful
+            GOAWAY (nginx's ``keepalive_requests``); None for no limit.
+
+    Raises:
+        ValueError: ``host`` is not an IP address, or a limit is out of range.
+    """
+    try:
+        ipaddress.ip_address(host)
+    except ValueError as exc:
+        raise ValueError(f"open_h2_server: host must be an IP address, not {host!r}") from exc
+    if max_requests_per_connection is not None and max_requests_per_connection < 1:
+        raise ValueError("open_h2_server: max_requests_per_connection must be >= 1")
+    if max_concurrent_streams < 0 or not 0 <= initial_window_size < 2**31:
+        raise ValueError("open_h2_server: a setting is out of range")
+    settings: dict[h2.settings.SettingCodes | int, int] = {
+        h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_concurrent_streams,
+        h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: initial_window_size,
+    }
+    return _open_h2_server(host, ssl_context, settings, max_requests_per_connection)
+
+
+@asynccontextmanager
+async def _open_h2_server(
+    host: str,
+    ssl_context: ssl.SSLContext | None,
+    settings: dict[h2.settings.SettingCodes | int, int],
+    max_requests: int | None,
+) -> AsyncIterator[H2Server]:
+    # As in the h11 server: the block's exception stays out of the nursery.
+    body_error: BaseException | None = None
+    async with trio.open_nursery() as nursery:
+        listeners = await trio.open_tcp_listeners(0, host=host)
+        server = H2Server(
+            host=host,
+            port=listeners[0].socket.getsockname()[1],
+            ssl_context=ssl_context,
+            settings=settings,
+            max_requests_per_connection=max_requests,
+        )
+        await nursery.start(trio.serve_listeners, server._serve_connection, listeners)
+        try:
+            yield server
+        except BaseException as exc:
+            body_error = exc
+        finally:
+            nursery.cancel_scope.cancel()
+    try:
+        server._raise_at_exit(body_error)
+    finally:
+        body_error = None  # no reference cycle through the traceback
