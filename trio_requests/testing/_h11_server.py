@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
 import ssl
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 import trio
 
 from ._faults import close_stream
 from ._h11_connection import Ending, H11Connection
-from ._server import ServerBase
+from ._server import ServerBase, check_common_options, serve
 
 __all__ = ["H11Server", "open_h11_server"]
 
@@ -94,42 +92,23 @@ def open_h11_server(
     Raises:
         ValueError: ``host`` is not an IP address, or the limit is below 1.
     """
-    try:
-        ipaddress.ip_address(host)
-    except ValueError as exc:
-        raise ValueError(f"open_h11_server: host must be an IP address, not {host!r}") from exc
-    if max_requests_per_connection is not None and max_requests_per_connection < 1:
-        raise ValueError("open_h11_server: max_requests_per_connection must be >= 1")
+    check_common_options("open_h11_server", host, max_requests_per_connection)
     return _open_h11_server(host, ssl_context, max_requests_per_connection, send_100_continue)
 
 
-@asynccontextmanager
-async def _open_h11_server(
+def _open_h11_server(
     host: str,
     ssl_context: ssl.SSLContext | None,
     max_requests: int | None,
     send_100_continue: bool,
-) -> AsyncIterator[H11Server]:
-    # The block's own exception is kept out of the nursery, so that it is not
-    # wrapped in the nursery's ExceptionGroup, and re-raised after shutdown.
-    body_error: BaseException | None = None
-    async with trio.open_nursery() as nursery:
-        listeners = await trio.open_tcp_listeners(0, host=host)
-        server = H11Server(
+) -> AbstractAsyncContextManager[H11Server]:
+    return serve(
+        host,
+        lambda port: H11Server(
             host=host,
-            port=listeners[0].socket.getsockname()[1],
+            port=port,
             ssl_context=ssl_context,
             max_requests_per_connection=max_requests,
             send_100_continue=send_100_continue,
-        )
-        await nursery.start(trio.serve_listeners, server._serve_connection, listeners)
-        try:
-            yield server
-        except BaseException as exc:
-            body_error = exc
-        finally:
-            nursery.cancel_scope.cancel()
-    try:
-        server._raise_at_exit(body_error)
-    finally:
-        body_error = None  # no reference cycle through the traceback
+        ),
+    )

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
 import ssl
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import h2.settings
@@ -15,7 +14,7 @@ from ._faults import close_stream
 from ._h2_connection import H2Connection, ResetReply
 from ._h11_connection import Ending
 from ._script import Handler, Reply
-from ._server import ConnectionSlot, ServerBase
+from ._server import ConnectionSlot, ServerBase, check_common_options, serve
 
 __all__ = ["H2Server", "ResetStream", "open_h2_server"]
 
@@ -191,12 +190,7 @@ def open_h2_server(
     Raises:
         ValueError: ``host`` is not an IP address, or a limit is out of range.
     """
-    try:
-        ipaddress.ip_address(host)
-    except ValueError as exc:
-        raise ValueError(f"open_h2_server: host must be an IP address, not {host!r}") from exc
-    if max_requests_per_connection is not None and max_requests_per_connection < 1:
-        raise ValueError("open_h2_server: max_requests_per_connection must be >= 1")
+    check_common_options("open_h2_server", host, max_requests_per_connection)
     if max_concurrent_streams < 0 or not 0 <= initial_window_size < 2**31:
         raise ValueError("open_h2_server: a setting is out of range")
     settings: dict[h2.settings.SettingCodes | int, int] = {
@@ -206,32 +200,19 @@ def open_h2_server(
     return _open_h2_server(host, ssl_context, settings, max_requests_per_connection)
 
 
-@asynccontextmanager
-async def _open_h2_server(
+def _open_h2_server(
     host: str,
     ssl_context: ssl.SSLContext | None,
     settings: dict[h2.settings.SettingCodes | int, int],
     max_requests: int | None,
-) -> AsyncIterator[H2Server]:
-    # As in the h11 server: the block's exception stays out of the nursery.
-    body_error: BaseException | None = None
-    async with trio.open_nursery() as nursery:
-        listeners = await trio.open_tcp_listeners(0, host=host)
-        server = H2Server(
+) -> AbstractAsyncContextManager[H2Server]:
+    return serve(
+        host,
+        lambda port: H2Server(
             host=host,
-            port=listeners[0].socket.getsockname()[1],
+            port=port,
             ssl_context=ssl_context,
             settings=settings,
             max_requests_per_connection=max_requests,
-        )
-        await nursery.start(trio.serve_listeners, server._serve_connection, listeners)
-        try:
-            yield server
-        except BaseException as exc:
-            body_error = exc
-        finally:
-            nursery.cancel_scope.cancel()
-    try:
-        server._raise_at_exit(body_error)
-    finally:
-        body_error = None  # no reference cycle through the traceback
+        ),
+    )

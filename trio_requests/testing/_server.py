@@ -7,16 +7,19 @@ task switch; the only async methods are the ones that wait for something.
 
 from __future__ import annotations
 
+import ipaddress
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 import trio
 import trio.testing
 
 from ._script import Handler, ReceivedRequest, Reply
 
-__all__ = ["ConnectionSlot", "ServerBase"]
+__all__ = ["ConnectionSlot", "ServerBase", "check_common_options", "serve"]
 
 SERVER_HEADER = ("server", "trio-requests-testing")
 
@@ -209,3 +212,47 @@ class ServerBase:
             slot.cancel_scope.cancel()
         await self._wait_until(lambda: all(slot not in self._slots for slot in slots))
         return len(slots)
+
+
+def check_common_options(opener: str, host: str, max_requests_per_connection: int | None) -> None:
+    """The argument checks every ``open_*_server`` shares."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError as exc:
+        raise ValueError(f"{opener}: host must be an IP address, not {host!r}") from exc
+    if max_requests_per_connection is not None and max_requests_per_connection < 1:
+        raise ValueError(f"{opener}: max_requests_per_connection must be >= 1")
+
+
+class _Serving(Protocol):
+    def _serve_connection(self, tcp: trio.SocketStream) -> Awaitable[None]: ...
+
+    def _raise_at_exit(self, body_error: BaseException | None) -> None: ...
+
+
+ServerT = TypeVar("ServerT", bound=_Serving)
+
+
+@asynccontextmanager
+async def serve(host: str, make_server: Callable[[int], ServerT]) -> AsyncIterator[ServerT]:
+    """Listen on a free port of *host*, build the server for that port, serve
+    until the block ends, then stop everything.
+
+    The block's own exception is kept out of the nursery, so that it is not
+    wrapped in the nursery's ExceptionGroup, and re-raised after shutdown
+    (together with any error of the test's handlers)."""
+    body_error: BaseException | None = None
+    async with trio.open_nursery() as nursery:
+        listeners = await trio.open_tcp_listeners(0, host=host)
+        server = make_server(listeners[0].socket.getsockname()[1])
+        await nursery.start(trio.serve_listeners, server._serve_connection, listeners)
+        try:
+            yield server
+        except BaseException as exc:
+            body_error = exc
+        finally:
+            nursery.cancel_scope.cancel()
+    try:
+        server._raise_at_exit(body_error)
+    finally:
+        body_error = None  # no reference cycle through the traceback
