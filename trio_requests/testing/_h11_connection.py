@@ -202,20 +202,10 @@ class H11Connection:
         return headers
 
     async def _send_body(self, reply: Reply) -> None:
-        budget = reply.body_length if reply.truncate_to is None else reply.truncate_to
-        for piece in reply.pieces:
-            if budget <= 0:
-                return
-            piece = piece[:budget]
-            budget -= len(piece)
-            if reply.delay_body:
-                await trio.sleep(reply.delay_body)
-            if reply.trickle is None:
-                await self._send(h11.Data(data=piece))
-                continue
-            for offset in range(len(piece)):
-                await trio.sleep(reply.trickle)
-                await self._send(h11.Data(data=piece[offset : offset + 1]))
+        for delay, data in reply.writes():
+            if delay:
+                await trio.sleep(delay)
+            await self._send(h11.Data(data=data))
 
     async def _send(self, event: h11.Event) -> None:
         data = self._conn.send(event)

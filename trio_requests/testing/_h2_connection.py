@@ -286,20 +286,10 @@ class H2Connection:
 
     async def _send_body(self, stream_id: int, reply: Reply) -> bool:
         """Send the body's DATA frames; False if ``truncate_to`` cut it short."""
-        budget = reply.body_length if reply.truncate_to is None else reply.truncate_to
-        for piece in reply.pieces:
-            if budget <= 0:
-                break
-            piece = piece[:budget]
-            budget -= len(piece)
-            if reply.delay_body:
-                await trio.sleep(reply.delay_body)
-            if reply.trickle is None:
-                await self._send_data(stream_id, piece)
-                continue
-            for offset in range(len(piece)):
-                await trio.sleep(reply.trickle)
-                await self._send_data(stream_id, piece[offset : offset + 1])
+        for delay, data in reply.writes():
+            if delay:
+                await trio.sleep(delay)
+            await self._send_data(stream_id, data)
         return reply.truncate_to is None or reply.truncate_to == reply.body_length
 
     async def _send_data(self, stream_id: int, data: bytes) -> None:

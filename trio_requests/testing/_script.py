@@ -9,7 +9,7 @@ the test that wrote it, not in a connection task on the far side of a socket.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import KW_ONLY, dataclass
 from http import HTTPStatus
 
@@ -150,6 +150,23 @@ class Reply:
         """The non-empty body writes: ``chunks``, or ``(body,)``."""
         pieces = self.chunks if self.chunks is not None else (self.body,)
         return tuple(piece for piece in pieces if piece)
+
+    def writes(self) -> Iterator[tuple[float, bytes]]:
+        """The body as the server sends it: ``(seconds to wait first, bytes)``
+        pairs after ``truncate_to``, ``delay_body`` and ``trickle``, so every
+        protocol driver sends the same schedule."""
+        budget = self.body_length if self.truncate_to is None else self.truncate_to
+        for piece in self.pieces:
+            if budget <= 0:
+                return
+            piece = piece[:budget]
+            budget -= len(piece)
+            if self.trickle is None:
+                yield self.delay_body, piece
+                continue
+            for offset in range(len(piece)):
+                first_delay = self.delay_body if offset == 0 else 0.0
+                yield first_delay + self.trickle, piece[offset : offset + 1]
 
     @property
     def body_length(self) -> int:
