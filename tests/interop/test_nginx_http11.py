@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 
 import pytest
 import trio
@@ -73,21 +74,36 @@ async def get_many(s: tr.Session, url: str, total: int, concurrency: int) -> Cou
     return outcomes
 
 
+@dataclass(frozen=True)
+class Load:
+    """What a load run did, by our own account and by nginx's."""
+
+    outcomes: Counter[str]
+    created: int  # connections the Session opened
+    opened: int  # connections nginx accepted meanwhile
+    retries: int
+
+
+async def measured_load(server: Nginx, scheme: str, total: int, concurrency: int) -> Load:
+    """``get_many`` through a fresh Session with a pool of *concurrency*."""
+    before = await server.accepted()
+    async with session(server, max_connections=concurrency) as s:
+        outcomes = await get_many(s, f"{base_url(server, scheme)}/1k.bin", total, concurrency)
+        created = connections_created(s)
+        retries = s.stats().retries_count
+    return Load(outcomes, created, await server.accepted() - before, retries)
+
+
 @pytest.mark.parametrize("scheme", ["http", "https"])
 async def test_keep_alive_reuses_at_most_pool_size_connections(nginx: Nginx, scheme: str) -> None:
     """2000 GETs from 50 tasks through a pool of 50: nginx sees at most 50
     connections, and the Session's own count agrees with nginx's."""
     with trio.fail_after(TIME_LIMIT):
-        before = await nginx.accepted()
-        async with session(nginx, max_connections=50) as s:
-            outcomes = await get_many(s, f"{base_url(nginx, scheme)}/1k.bin", 2000, 50)
-            created = connections_created(s)
-            retries = s.stats().retries_count
-        opened = await nginx.accepted() - before
-    assert outcomes == Counter(ok=2000)
-    assert 1 <= opened <= 50
-    assert created == opened
-    assert retries == 0
+        load = await measured_load(nginx, scheme, 2000, 50)
+    assert load.outcomes == Counter(ok=2000)
+    assert 1 <= load.opened <= 50
+    assert load.created == load.opened
+    assert load.retries == 0
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
@@ -162,17 +178,12 @@ async def test_server_closing_every_ten_requests_loses_nothing(
     connection's 10th response: the client must open a new one, transparently,
     without a failed request and without needing a retry."""
     with trio.fail_after(TIME_LIMIT):
-        before = await nginx_ka10.accepted()
-        async with session(nginx_ka10, max_connections=20) as s:
-            outcomes = await get_many(s, f"{base_url(nginx_ka10, scheme)}/1k.bin", 500, 20)
-            created = connections_created(s)
-            retries = s.stats().retries_count
-        opened = await nginx_ka10.accepted() - before
-    assert outcomes == Counter(ok=500)
+        load = await measured_load(nginx_ka10, scheme, 500, 20)
+    assert load.outcomes == Counter(ok=500)
     # 50 full connections; at most the 20 still open at the end served fewer.
-    assert 50 <= opened <= 50 + 20
-    assert created == opened
-    assert retries == 0
+    assert 50 <= load.opened <= 50 + 20
+    assert load.created == load.opened
+    assert load.retries == 0
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
