@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import ModuleType
+
+import trio
+import trio.testing
 
 import trio_requests as tr
 
@@ -34,3 +38,21 @@ def assert_pool_clean(session: tr.Session) -> None:
         assert (
             stats.total_created - stats.total_closed == stats.idle + stats.active + stats.draining
         )
+
+
+async def cancel_once_blocked(operation: Callable[[], Awaitable[object]]) -> None:
+    """Run *operation* until every task is blocked (it is waiting inside:
+    for capacity, for a handshake reply...), then cancel it. Fails if it
+    finished instead, so the cancellation really hit the wait."""
+    finished = False
+
+    async def run() -> None:
+        nonlocal finished
+        await operation()
+        finished = True
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert not finished, "the operation finished before it could be cancelled"

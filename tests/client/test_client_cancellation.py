@@ -7,7 +7,7 @@ import trio
 import trio.testing
 
 import trio_requests as tr
-from tests.helpers import assert_pool_clean
+from tests.helpers import assert_pool_clean, cancel_once_blocked
 from trio_requests.testing import H11Server, Reply
 
 
@@ -42,7 +42,7 @@ async def test_cancel_while_streaming(server: H11Server) -> None:
             async with s.stream("GET", server.url + "/") as r:
                 async for _ in r.aiter_bytes():
                     scope.cancel()
-                    await trio.sleep(1)
+                    await trio.lowlevel.checkpoint()  # raises Cancelled mid-body
         assert_pool_clean(s)
 
 
@@ -52,8 +52,7 @@ async def test_cancel_while_waiting_for_the_pool(server: H11Server) -> None:
     server.route("GET", "/", Reply(200, body=b"ok"))
     async with tr.Session(pool=cp.PoolConfig(max_connections_per_endpoint=1)) as s:
         async with s.stream("GET", server.url + "/") as held:
-            with trio.move_on_after(0.05):
-                await s.get(server.url + "/")
+            await cancel_once_blocked(lambda: s.get(server.url + "/"))
             await held.aread()
         assert_pool_clean(s)
         assert (await s.get(server.url + "/")).content == b"ok"
