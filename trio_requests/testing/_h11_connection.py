@@ -13,7 +13,6 @@ never raises for anything the peer does. Only cancellation escapes.
 
 from __future__ import annotations
 
-import enum
 from typing import TYPE_CHECKING
 
 import h11
@@ -21,22 +20,12 @@ import trio
 
 from ._faults import reset_stream
 from ._script import Handler, ReceivedRequest, Reply
-from ._server import SERVER_HEADER
+from ._server import RECEIVE_SIZE, SERVER_HEADER, Ending
 
 if TYPE_CHECKING:
     from ._server import ConnectionSlot, ServerBase
 
 __all__ = ["H11Connection"]
-
-RECEIVE_SIZE = 65536
-
-
-class Ending(enum.Enum):
-    """What a request/response cycle leaves the connection fit for."""
-
-    KEEP_ALIVE = "keep-alive"  # serve the next request, if h11 agrees
-    CLOSE = "close"  # close gracefully (FIN / TLS close_notify)
-    ABORT = "abort"  # already closed, or close without ceremony
 
 
 class H11Connection:

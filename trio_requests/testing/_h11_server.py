@@ -7,9 +7,8 @@ from contextlib import AbstractAsyncContextManager
 
 import trio
 
-from ._faults import close_stream
-from ._h11_connection import Ending, H11Connection
-from ._server import ServerBase, check_common_options, serve
+from ._h11_connection import H11Connection
+from ._server import ConnectionSlot, Ending, ServerBase, check_common_options, serve
 
 __all__ = ["H11Server", "open_h11_server"]
 
@@ -33,34 +32,20 @@ class H11Server(ServerBase):
         max_requests_per_connection: int | None,
         send_100_continue: bool,
     ) -> None:
-        super().__init__(scheme="http" if ssl_context is None else "https", host=host, port=port)
-        self._ssl_context = ssl_context
+        super().__init__(host=host, port=port, ssl_context=ssl_context)
         self._max_requests = max_requests_per_connection
         self._send_100_continue = send_100_continue
 
-    async def _serve_connection(self, tcp: trio.SocketStream) -> None:
-        """Run one accepted connection to its end; nothing the peer does escapes."""
-        slot = self._open_slot()
-        stream: trio.abc.Stream = tcp
-        ending = Ending.ABORT  # what a cancelled (shut down) connection gets
-        try:
-            with slot.cancel_scope:
-                if self._ssl_context is not None:
-                    # The handshake runs lazily on the first read, inside serve().
-                    stream = trio.SSLStream(tcp, self._ssl_context, server_side=True)
-                connection = H11Connection(
-                    self,
-                    stream,
-                    slot,
-                    max_requests=self._max_requests,
-                    send_100_continue=self._send_100_continue,
-                )
-                ending = await connection.serve()
-            if slot.cancel_scope.cancelled_caught:
-                ending = Ending.CLOSE  # close_*_connections(): an orderly close
-        finally:
-            await close_stream(stream, graceful=ending is Ending.CLOSE)
-            self._close_slot(slot)
+    async def _speak(self, stream: trio.abc.Stream, slot: ConnectionSlot) -> Ending:
+        # A TLS handshake runs lazily on the first read, inside serve().
+        connection = H11Connection(
+            self,
+            stream,
+            slot,
+            max_requests=self._max_requests,
+            send_100_continue=self._send_100_continue,
+        )
+        return await connection.serve()
 
 
 def open_h11_server(

@@ -37,9 +37,8 @@ import h2.settings
 import trio
 from hyperframe.frame import GoAwayFrame
 
-from ._h11_connection import RECEIVE_SIZE, Ending
 from ._script import Handler, ReceivedRequest, Reply
-from ._server import SERVER_HEADER
+from ._server import RECEIVE_SIZE, SERVER_HEADER, Ending
 
 if TYPE_CHECKING:
     from ._server import ConnectionSlot, ServerBase

@@ -10,11 +10,9 @@ from dataclasses import dataclass
 import h2.settings
 import trio
 
-from ._faults import close_stream
 from ._h2_connection import H2Connection, ResetReply
-from ._h11_connection import Ending
 from ._script import Handler, Reply
-from ._server import ConnectionSlot, ServerBase, check_common_options, serve
+from ._server import ConnectionSlot, Ending, ServerBase, check_common_options, serve
 
 __all__ = ["H2Server", "ResetStream", "open_h2_server"]
 
@@ -69,8 +67,7 @@ class H2Server(ServerBase):
         settings: dict[h2.settings.SettingCodes | int, int],
         max_requests_per_connection: int | None,
     ) -> None:
-        super().__init__(scheme="http" if ssl_context is None else "https", host=host, port=port)
-        self._ssl_context = ssl_context
+        super().__init__(host=host, port=port, ssl_context=ssl_context)
         self._settings = settings
         self._max_requests = max_requests_per_connection
         self._connections: list[H2Connection] = []
@@ -120,24 +117,12 @@ class H2Server(ServerBase):
         for connection in self._connections:
             connection.update_settings({code: count})
 
-    async def _serve_connection(self, tcp: trio.SocketStream) -> None:
-        """Run one accepted connection to its end; nothing the peer does escapes."""
-        slot = self._open_slot()
-        stream: trio.abc.Stream = tcp
-        ending = Ending.ABORT  # what a cancelled (shut down) connection gets
-        try:
-            with slot.cancel_scope:
-                if self._ssl_context is not None:
-                    ssl_stream = trio.SSLStream(tcp, self._ssl_context, server_side=True)
-                    stream = ssl_stream
-                    ending = await self._tls_handshake(ssl_stream)
-                if stream is tcp or ending is Ending.KEEP_ALIVE:
-                    ending = await self._speak_h2(stream, slot)
-            if slot.cancel_scope.cancelled_caught:
-                ending = Ending.CLOSE  # close_*_connections(): an orderly close
-        finally:
-            await close_stream(stream, graceful=ending is Ending.CLOSE)
-            self._close_slot(slot)
+    async def _speak(self, stream: trio.abc.Stream, slot: ConnectionSlot) -> Ending:
+        if isinstance(stream, trio.SSLStream):
+            ending = await self._tls_handshake(stream)
+            if ending is not Ending.KEEP_ALIVE:
+                return ending
+        return await self._speak_h2(stream, slot)
 
     async def _tls_handshake(self, stream: trio.SSLStream[trio.SocketStream]) -> Ending:
         """KEEP_ALIVE to go on; anything else ends a client that cannot speak h2."""

@@ -7,21 +7,42 @@ task switch; the only async methods are the ones that wait for something.
 
 from __future__ import annotations
 
+import abc
+import enum
 import ipaddress
+import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 import trio
 import trio.testing
 
+from ._faults import close_stream
 from ._script import Handler, ReceivedRequest, Reply
 
-__all__ = ["ConnectionSlot", "ServerBase", "check_common_options", "serve"]
+__all__ = [
+    "RECEIVE_SIZE",
+    "ConnectionSlot",
+    "Ending",
+    "ServerBase",
+    "check_common_options",
+    "serve",
+]
 
 SERVER_HEADER = ("server", "trio-requests-testing")
+#: Bytes asked of the socket per read.
+RECEIVE_SIZE = 65536
+
+
+class Ending(enum.Enum):
+    """What a request/response cycle leaves the connection fit for."""
+
+    KEEP_ALIVE = "keep-alive"  # serve the next request, if the protocol agrees
+    CLOSE = "close"  # close gracefully (FIN / TLS close_notify)
+    ABORT = "abort"  # already closed, or close without ceremony
 
 
 @dataclass(eq=False)
@@ -52,11 +73,16 @@ class _Route:
         return self.replies.popleft() if len(self.replies) > 1 else self.replies[0]
 
 
-class ServerBase:
-    """Routing, recording and connection control shared by the test servers."""
+class ServerBase(abc.ABC):
+    """Routing, recording and connection control shared by the test servers.
 
-    def __init__(self, *, scheme: str, host: str, port: int) -> None:
-        self._scheme = scheme
+    A protocol server implements :meth:`_speak`; this class runs each accepted
+    connection around it (slot bookkeeping, TLS wrapping, closing).
+    """
+
+    def __init__(self, *, host: str, port: int, ssl_context: ssl.SSLContext | None) -> None:
+        self._scheme = "http" if ssl_context is None else "https"
+        self._ssl_context = ssl_context
         self._host = host
         self._port = port
         self._routes: dict[tuple[str, str], _Route] = {}
@@ -67,6 +93,27 @@ class ServerBase:
         self._changed = trio.Event()
 
     # -- what tests read ---------------------------------------------------
+
+    @abc.abstractmethod
+    async def _speak(self, stream: trio.abc.Stream, slot: ConnectionSlot) -> Ending:
+        """Serve the protocol on *stream* until the connection ends; say how
+        to close it. TLS streams arrive before their handshake."""
+
+    async def _serve_connection(self, tcp: trio.SocketStream) -> None:
+        """Run one accepted connection to its end; nothing the peer does escapes."""
+        slot = self._open_slot()
+        stream: trio.abc.Stream = tcp
+        ending = Ending.ABORT  # what a cancelled (shut down) connection gets
+        try:
+            with slot.cancel_scope:
+                if self._ssl_context is not None:
+                    stream = trio.SSLStream(tcp, self._ssl_context, server_side=True)
+                ending = await self._speak(stream, slot)
+            if slot.cancel_scope.cancelled_caught:
+                ending = Ending.CLOSE  # close_*_connections(): an orderly close
+        finally:
+            await close_stream(stream, graceful=ending is Ending.CLOSE)
+            self._close_slot(slot)
 
     @property
     def port(self) -> int:
@@ -224,13 +271,7 @@ def check_common_options(opener: str, host: str, max_requests_per_connection: in
         raise ValueError(f"{opener}: max_requests_per_connection must be >= 1")
 
 
-class _Serving(Protocol):
-    def _serve_connection(self, tcp: trio.SocketStream) -> Awaitable[None]: ...
-
-    def _raise_at_exit(self, body_error: BaseException | None) -> None: ...
-
-
-ServerT = TypeVar("ServerT", bound=_Serving)
+ServerT = TypeVar("ServerT", bound=ServerBase)
 
 
 @asynccontextmanager
