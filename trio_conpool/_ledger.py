@@ -93,6 +93,16 @@ class Ledger:
         self._settle(book, now, work)
         return waiter, work
 
+    def hint(self, endpoint: Endpoint, *, multiplexed: bool) -> None:
+        """What the caller expects *endpoint* to speak, before a connection
+        says. With no hint, the first concurrent requests wait for one
+        connect to learn it (an h2 host then needs just that one); a hint
+        of exclusive lets them connect in parallel at once. A connection's
+        actual protocol always overrides the hint."""
+        book = self.book(endpoint)
+        if book.multiplexed is None:
+            book.multiplexed = multiplexed
+
     def cancel(self, waiter: Waiter, now: float) -> Work:
         """The waiter gave up (cancelled, timed out): remove it, and hand
         back anything it was granted in the meantime."""

@@ -378,6 +378,12 @@ class Pool(Generic[S]):
             await self._settled.park()
         await trio.lowlevel.checkpoint()
 
+    def hint(self, endpoint: Endpoint, *, multiplexed: bool) -> None:
+        """Say what *endpoint* is expected to speak before any connection to
+        it opens (e.g. False for a server that offers no HTTP/2): see
+        :meth:`Ledger.hint`. Ignored once a connection has told."""
+        self._ledger.hint(endpoint, multiplexed=multiplexed)
+
     def stats(self, endpoint: Endpoint) -> EndpointStats:
         """A snapshot of *endpoint*'s counts (all zero if never used)."""
         return self._ledger.stats(endpoint)

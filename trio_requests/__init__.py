@@ -43,7 +43,7 @@ from ._headers import Headers
 from ._limits import Limits
 from ._models import Request, Response
 from ._retries import Retry
-from ._session import Session, SessionStats, StreamContext
+from ._session import H2Stats, Session, SessionStats, StreamContext
 from ._timeouts import Timeout
 from ._urls import URL
 
@@ -52,6 +52,7 @@ __all__ = [
     "ConnectTimeout",
     "Cookies",
     "DecodingError",
+    "H2Stats",
     "HTTPStatusError",
     "Headers",
     "InvalidURL",

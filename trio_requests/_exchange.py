@@ -10,6 +10,7 @@ read to the end, or anything fails).
 from __future__ import annotations
 
 import datetime
+import http
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +19,7 @@ import trio
 
 import trio_conpool as cp
 
-from ._decoders import get_decoder
+from ._decoders import ContentDecoder, get_decoder
 from ._errors import (
     ConnectError,
     ConnectTimeout,
@@ -27,7 +28,10 @@ from ._errors import (
     RequestError,
     TLSError,
 )
+from ._h2_stream import H2Stream, StreamRefused
+from ._handler import Connection
 from ._headers import Headers
+from ._http2 import HTTP2Connection
 from ._http11 import HTTP11Connection
 from ._limits import Limits
 from ._models import Request, Response
@@ -61,10 +65,14 @@ class H11Body:
     __slots__ = ("_conn", "_done", "_lease", "_read_timeout", "_request")
 
     def __init__(
-        self, lease: cp.Lease[HTTP11Connection], request: Request, read_timeout: float | None
+        self,
+        lease: cp.Lease[Connection],
+        conn: HTTP11Connection,
+        request: Request,
+        read_timeout: float | None,
     ):
         self._lease = lease
-        self._conn = lease.state
+        self._conn = conn
         self._request = request
         self._read_timeout = read_timeout
         self._done = False
@@ -95,23 +103,70 @@ class H11Body:
             self._lease.discard_nowait()
 
 
-class Exchanger:
-    """Sends requests over a pool of HTTP connections."""
+class H2Body:
+    """The body of an HTTP/2 response: its stream's DATA, as the reader
+    task delivers it. Ending it (read to the end, closed, failed) closes the
+    stream and returns its slot; the connection stays for the others."""
+
+    __slots__ = ("_done", "_lease", "_read_timeout", "_stream")
 
     def __init__(
-        self, pool: cp.Pool[HTTP11Connection], limits: Limits, trace: Trace | None
+        self, lease: cp.Lease[Connection], stream: H2Stream, read_timeout: float | None
     ) -> None:
+        self._lease = lease
+        self._stream = stream
+        self._read_timeout = read_timeout
+        self._done = False
+
+    async def receive_some(self) -> bytes:
+        if self._done:
+            return b""
+        try:
+            data = await self._stream.receive_data(self._read_timeout)
+        except BaseException:
+            self._end()
+            raise
+        if not data:
+            self._end()
+        return data
+
+    async def aclose(self) -> None:
+        self._end()
+
+    def _end(self) -> None:
+        if not self._done:
+            self._done = True
+            self._stream.close()
+            self._lease.release_nowait()
+
+
+class _Replayable(Exception):
+    """The exchange failed in a way that let the server not act on the
+    request: send it again on another connection (internal)."""
+
+    def __init__(self, error: RequestError, reason: str) -> None:
+        super().__init__(reason)
+        self.error = error
+        self.reason = reason
+
+
+class Exchanger:
+    """Sends requests over a pool of HTTP/1.1 and HTTP/2 connections."""
+
+    def __init__(self, pool: cp.Pool[Connection], limits: Limits, trace: Trace | None) -> None:
         self._pool = pool
         self._limits = limits
         self._trace = trace
 
     async def send(self, request: Request, endpoint: cp.Endpoint, timeout: Timeout) -> Response:
-        """One exchange, plus the transparent retry of a request that met a
-        keep-alive connection the server had already closed: it failed
-        before a byte of response arrived, so the server cannot have acted
-        on it if it is idempotent, or if it was never fully written
-        (the rule Go's net/http follows)."""
-        stale_retries = self._pool.config.max_connections_per_endpoint + 1
+        """One exchange, plus the transparent retry of a request the server
+        cannot have acted on: one that met a keep-alive connection the
+        server had already closed (it failed before a byte of response
+        arrived, and is idempotent or was never fully written: the rule Go's
+        net/http follows), or an HTTP/2 stream the server refused or left
+        above a GOAWAY's last stream id. Bounded, so a server that refuses
+        everything still gets an answer."""
+        replays = self._pool.config.max_connections_per_endpoint + 1
         while True:
             try:
                 lease = await self._pool.acquire(
@@ -123,39 +178,111 @@ class Exchanger:
             except cp.PoolError as exc:
                 raise _mapped(exc, request) from exc
             try:
-                return await self._exchange(lease, request, timeout)
-            except RemoteProtocolError:
-                conn = lease.state
-                stale = lease.reused and conn.nothing_received
-                safe = request.method in IDEMPOTENT or not conn.request_sent
-                if not (stale and safe and request.replayable and stale_retries):
-                    raise
-                stale_retries -= 1
+                if isinstance(lease.state, HTTP2Connection):
+                    return await self._exchange_h2(lease, lease.state, request, timeout)
+                return await self._exchange(lease, lease.state, request, timeout)
+            except _Replayable as replay:
+                if not replays:
+                    raise replay.error from replay.error.__cause__
+                replays -= 1
                 if self._trace is not None:
-                    self._trace("retry", {"reason": "keep-alive connection closed by the server"})
+                    self._trace("retry", {"reason": replay.reason})
 
     async def _exchange(
-        self, lease: cp.Lease[HTTP11Connection], request: Request, timeout: Timeout
+        self,
+        lease: cp.Lease[Connection],
+        conn: HTTP11Connection,
+        request: Request,
+        timeout: Timeout,
     ) -> Response:
-        conn = lease.state
         start = trio.current_time()
         try:
             await conn.send_request(request, timeout.write)
             if self._trace is not None:
                 self._trace("request.sent", {"method": request.method, "url": str(request.url)})
             head = await conn.receive_response(request, timeout.read, self._limits.max_header_count)
-            response = self._response(head, lease, request, timeout)
-        except BaseException:
+            response = self._response(head, lease, conn, request, timeout)
+        except BaseException as exc:
             if not lease.done:
                 await lease.discard()
+            stale = lease.reused and conn.nothing_received
+            if isinstance(exc, RemoteProtocolError) and stale and _safe(request, conn.request_sent):
+                raise _Replayable(exc, "keep-alive connection closed by the server") from exc
             raise
         response.elapsed = datetime.timedelta(seconds=trio.current_time() - start)
         return response
 
+    async def _exchange_h2(
+        self,
+        lease: cp.Lease[Connection],
+        conn: HTTP2Connection,
+        request: Request,
+        timeout: Timeout,
+    ) -> Response:
+        start = trio.current_time()
+        try:
+            stream = conn.open_stream(request, self._limits.max_header_count)
+        except BaseException as exc:
+            lease.release_nowait()
+            if isinstance(exc, StreamRefused):
+                raise _Replayable(RemoteProtocolError(str(exc), request=request), str(exc)) from exc
+            raise
+        try:
+            await stream.send_body(timeout.write)
+            if self._trace is not None:
+                self._trace("request.sent", {"method": request.method, "url": str(request.url)})
+            status, headers = await stream.receive_head(timeout.read)
+        except BaseException as exc:
+            stream.close()
+            lease.release_nowait()
+            replay = _replay_h2(exc, request, stream, reused=lease.reused)
+            if replay is None:
+                raise
+            raise replay from exc
+        response = self._h2_response(status, headers, lease, stream, timeout)
+        response.elapsed = datetime.timedelta(seconds=trio.current_time() - start)
+        return response
+
+    def _h2_response(
+        self,
+        status: int,
+        headers: Headers,
+        lease: cp.Lease[Connection],
+        stream: H2Stream,
+        timeout: Timeout,
+    ) -> Response:
+        if self._trace is not None:
+            self._trace(
+                "response.headers_received",
+                {"status": status, "http_version": "HTTP/2", "stream_id": stream.stream_id},
+            )
+        response = Response(
+            status,
+            request=stream.request,
+            headers=headers,
+            reason=_reason_phrase(status),
+            http_version="HTTP/2",
+            stream=H2Body(lease, stream, timeout.read),
+            decoder=self._decoder(headers),
+        )
+        response.trailers = stream.trailers
+        return response
+
+    def _decoder(self, headers: Headers) -> ContentDecoder | None:
+        encoding = headers.get("content-encoding")
+        if encoding is None:
+            return None
+        return get_decoder(
+            encoding,
+            max_size=self._limits.max_decompressed_size,
+            max_ratio=self._limits.max_decompression_ratio,
+        )
+
     def _response(
         self,
         head: h11.Response,
-        lease: cp.Lease[HTTP11Connection],
+        lease: cp.Lease[Connection],
+        conn: HTTP11Connection,
         request: Request,
         timeout: Timeout,
     ) -> Response:
@@ -166,20 +293,42 @@ class Exchanger:
                 "response.headers_received",
                 {"status": head.status_code, "http_version": http_version},
             )
-        encoding = headers.get("content-encoding")
-        decoder = None
-        if encoding is not None:
-            decoder = get_decoder(
-                encoding,
-                max_size=self._limits.max_decompressed_size,
-                max_ratio=self._limits.max_decompression_ratio,
-            )
         return Response(
             head.status_code,
             request=request,
             headers=headers,
             reason=head.reason.decode("latin-1"),
             http_version=http_version,
-            stream=H11Body(lease, request, timeout.read),
-            decoder=decoder,
+            stream=H11Body(lease, conn, request, timeout.read),
+            decoder=self._decoder(headers),
         )
+
+
+def _safe(request: Request, fully_sent: bool) -> bool:
+    """May a request the server did not answer be sent again?"""
+    return request.replayable and (request.method in IDEMPOTENT or not fully_sent)
+
+
+def _replay_h2(
+    exc: BaseException, request: Request, stream: H2Stream, *, reused: bool
+) -> _Replayable | None:
+    """A replay, if the server cannot have processed the failed HTTP/2
+    exchange; None if *exc* stands."""
+    if isinstance(exc, StreamRefused):
+        return _Replayable(RemoteProtocolError(str(exc), request=request), str(exc))
+    if (
+        isinstance(exc, RemoteProtocolError)
+        and reused
+        and stream.nothing_received
+        and _safe(request, stream.local_ended)
+    ):
+        return _Replayable(exc, "HTTP/2 connection lost before the response")
+    return None
+
+
+def _reason_phrase(status: int) -> str:
+    """HTTP/2 has no reason phrase (RFC 9113 §8.3.2): the standard one."""
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""

@@ -22,14 +22,25 @@ class Limits:
             against bombs).
         max_decompression_ratio: decompressed/compressed size above which a
             body is treated as a decompression bomb; see ``_decoders``.
+        http2_stream_window: the HTTP/2 receive window of each stream: the
+            most an unread response body can make us buffer. 1 MiB fills a
+            1 Gbit/s link at 8 ms round trip; the connection window is 128
+            times that (capped at 2 GiB), so slow readers never stall the
+            other streams.
     """
 
     max_header_bytes: int = 65536
     max_header_count: int = 100
     max_decompressed_size: int | None = None
     max_decompression_ratio: float | None = 1000.0
+    http2_stream_window: int = 1 << 20
 
     def __post_init__(self) -> None:
+        window = self.http2_stream_window
+        if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window < 2**31:
+            raise ValueError(
+                f"Limits.http2_stream_window must be an int in [1, 2**31), got {window!r}"
+            )
         for name in ("max_header_bytes", "max_header_count"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

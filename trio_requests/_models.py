@@ -107,6 +107,8 @@ class Response:
         self.reason = reason
         self.http_version = http_version
         self.history: list[Response] = []
+        #: trailer fields (HTTP/2 or chunked HTTP/1.1), once the body is read
+        self.trailers = Headers()
         self.elapsed = datetime.timedelta(0)
         self.num_bytes_downloaded = 0
         self._stream = stream

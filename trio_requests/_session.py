@@ -32,6 +32,7 @@ from ._errors import (
 from ._exchange import Exchanger, Trace
 from ._handler import HTTPHandler
 from ._headers import HeaderInput, Headers
+from ._http2 import H2Counters, H2Options
 from ._limits import Limits
 from ._models import Request, RequestContent, Response
 from ._redirects import build_redirect
@@ -50,6 +51,24 @@ _DRAIN_LIMIT = 65536
 
 
 @dataclass(frozen=True, kw_only=True)
+class H2Stats:
+    """HTTP/2 activity of a Session.
+
+    Attributes:
+        connections: HTTP/2 connections open now.
+        total_streams: streams (requests) sent over HTTP/2 so far.
+        active_streams: streams in flight now.
+        max_concurrent: the most streams that were open at once on one
+            connection: how far requests were multiplexed.
+    """
+
+    connections: int
+    total_streams: int
+    active_streams: int
+    max_concurrent: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class SessionStats:
     """A snapshot of a Session's activity.
 
@@ -64,7 +83,7 @@ class SessionStats:
     requests_made: int
     total_time: float
     retries_count: int
-    h2: None = None
+    h2: H2Stats | None = None
     endpoints: dict[cp.Endpoint, cp.EndpointStats] = field(default_factory=dict)
 
 
@@ -72,6 +91,14 @@ class Session:
     """An HTTP client with a connection pool: ``async with Session() as s``.
 
     Args:
+        http2: offer HTTP/2 by ALPN on https:// URLs (HTTP/1.1 stays
+            available; the server chooses).
+        http2_prior_knowledge: speak HTTP/2 (h2c) to http:// URLs without
+            asking; only for servers known to expect it.
+        http2_ping_interval: seconds an HTTP/2 connection may be silent
+            before a PING checks that the server is still there; None: never.
+        http2_ping_timeout: seconds to wait for the PING's answer before the
+            connection is closed as dead.
         verify: True (the system trust store), a CA bundle file or
             directory path, an :class:`ssl.SSLContext` (used as given, never
             modified), or False (no verification: only for tests).
@@ -88,13 +115,18 @@ class Session:
         trace: a sync ``(event, info)`` callable receiving
             ``pool.wait_started/finished``, ``connect.started``,
             ``connect.finished`` (with ``tls_version`` and ``alpn``),
-            ``connection.reused``, ``request.sent``,
+            ``connection.reused``, ``stream.opened`` and ``stream.closed``
+            (HTTP/2, with ``stream_id``), ``request.sent``,
             ``response.headers_received``, ``retry`` and ``redirect``.
     """
 
     def __init__(
         self,
         *,
+        http2: bool = True,
+        http2_prior_knowledge: bool = False,
+        http2_ping_interval: float | None = 30.0,
+        http2_ping_timeout: float = 10.0,
         verify: Verify = True,
         timeout: TimeoutArg = DEFAULT_TIMEOUT,
         pool: cp.PoolConfig | None = None,
@@ -128,6 +160,15 @@ class Session:
             for name, value in cookies.items():
                 self.cookies.set(name, value)
         self._trace = trace
+        self._http2 = http2
+        self._prior_knowledge = http2_prior_knowledge
+        self._h2_options = H2Options(
+            stream_window=self.limits.http2_stream_window,
+            max_header_bytes=self.limits.max_header_bytes,
+            ping_after=http2_ping_interval,
+            ping_timeout=http2_ping_timeout,
+        )
+        self._h2_counters = H2Counters()
         self._pool_config = pool or cp.PoolConfig(connect_timeout=None)
         self._ssl_context = _ssl_context(verify)
         self._endpoints: dict[tuple[str, str, int], cp.Endpoint] = {}
@@ -144,7 +185,13 @@ class Session:
         if self._stack is not None:
             raise RuntimeError("a Session can be entered only once")
         self._stack = AsyncExitStack()
-        handler = HTTPHandler(max_header_bytes=self.limits.max_header_bytes)
+        handler = HTTPHandler(
+            max_header_bytes=self.limits.max_header_bytes,
+            http2_prior_knowledge=self._prior_knowledge,
+            h2_options=self._h2_options,
+            counters=self._h2_counters,
+            trace=self._trace,
+        )
         pool = await self._stack.enter_async_context(
             cp.open_pool(self._pool_config, handler=handler)
         )
@@ -163,10 +210,20 @@ class Session:
         return await self._stack.__aexit__(exc_type, exc, tb)
 
     def stats(self) -> SessionStats:
+        counters = self._h2_counters
+        h2 = None
+        if counters.total_streams or counters.connections:
+            h2 = H2Stats(
+                connections=counters.connections,
+                total_streams=counters.total_streams,
+                active_streams=counters.active_streams,
+                max_concurrent=counters.max_concurrent,
+            )
         return SessionStats(
             requests_made=self._requests,
             total_time=self._total_time,
             retries_count=self._retries_made,
+            h2=h2,
             endpoints=self._pool.all_stats() if self._pool is not None else {},
         )
 
@@ -360,10 +417,14 @@ class Session:
         if endpoint is None:
             tls = None
             if url.scheme == "https":
+                alpn = ("h2", "http/1.1") if self._http2 else ("http/1.1",)
                 tls = cp.TLSConfig(
-                    ssl_context=self._ssl_context, alpn=("http/1.1",), server_hostname=url.host
+                    ssl_context=self._ssl_context, alpn=alpn, server_hostname=url.host
                 )
             endpoint = self._endpoints[key] = cp.Endpoint(url.host, url.port, tls=tls)
+            may_speak_h2 = self._http2 if tls is not None else self._prior_knowledge
+            if not may_speak_h2 and self._pool is not None:
+                self._pool.hint(endpoint, multiplexed=False)
         return endpoint
 
 

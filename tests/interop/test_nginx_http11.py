@@ -36,8 +36,10 @@ def base_url(server: Nginx, scheme: str) -> str:
 
 
 def session(server: Nginx, max_connections: int) -> tr.Session:
-    """A Session trusting only the fixture's CA (as a CA bundle path)."""
+    """A Session trusting only the fixture's CA (as a CA bundle path),
+    offering only HTTP/1.1 (nginx's TLS listener also offers h2)."""
     return tr.Session(
+        http2=False,
         verify=str(server.ca_path),
         pool=cp.PoolConfig(max_connections_per_endpoint=max_connections),
         timeout=10.0,

@@ -1,0 +1,336 @@
+"""One HTTP/2 stream: a request's half of a multiplexed connection.
+
+The connection's reader task calls :meth:`H2Stream.deliver` with the h2
+events of this stream; the request's task takes them from the inbox with
+:meth:`receive_head` and :meth:`receive_data`. Everything a stream does to
+h2 is synchronous; the connection's writer puts it on the wire.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncIterable
+from typing import TYPE_CHECKING
+
+import h2.errors
+import h2.events
+import h2.exceptions
+import trio
+
+from ._errors import LocalProtocolError, ReadTimeout, RemoteProtocolError, StreamReset, WriteTimeout
+from ._headers import Headers
+
+if TYPE_CHECKING:
+    from ._http2 import HTTP2Connection
+    from ._models import Request
+
+__all__ = ["H2Stream", "StreamRefused"]
+
+#: Hop-by-hop fields that HTTP/2 forbids (RFC 9113 §8.2.2); Host becomes :authority.
+_DROPPED = frozenset(
+    {b"host", b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
+)
+_REFUSED = h2.errors.ErrorCodes.REFUSED_STREAM
+_CANCEL = h2.errors.ErrorCodes.CANCEL
+
+
+class StreamRefused(Exception):
+    """The server did not process the request (GOAWAY above its last stream,
+    REFUSED_STREAM, or the connection could take no stream): any method may
+    be retried on another connection. Internal: never reaches the user."""
+
+
+class _Lost:
+    """Inbox marker: the connection failed."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class _Refused(_Lost):
+    """Inbox marker: the server will not process this stream (GOAWAY)."""
+
+
+Item = h2.events.Event | _Lost
+
+
+class H2Stream:
+    """One request/response exchange on an :class:`HTTP2Connection`.
+
+    Attributes:
+        nothing_received: no frame of a response arrived yet.
+        trailers: the trailer fields, once the body has been read.
+    """
+
+    __slots__ = (
+        "_conn",
+        "_inbox",
+        "_max_header_count",
+        "_ready",
+        "_unsent",
+        "closed",
+        "local_ended",
+        "nothing_received",
+        "remote_ended",
+        "request",
+        "reset_code",
+        "stream_id",
+        "trailers",
+    )
+
+    def __init__(
+        self, conn: HTTP2Connection, stream_id: int, request: Request, max_header_count: int
+    ) -> None:
+        self._conn = conn
+        self.stream_id = stream_id
+        self.request = request
+        self._max_header_count = max_header_count
+        self._inbox: deque[Item] = deque()
+        self._ready: trio.Event | None = None
+        self._unsent = memoryview(b"")  # what send_headers could not queue
+        self.nothing_received = True
+        self.local_ended = False
+        self.remote_ended = False
+        self.reset_code: int | None = None
+        self.closed = False
+        self.trailers = Headers()
+
+    # -- the reader's side ------------------------------------------------------
+
+    def deliver(self, item: Item) -> None:
+        """File an event for the request task (called by the reader task)."""
+        if isinstance(item, h2.events.StreamReset):
+            self.reset_code = item.error_code
+            self._conn.wake_uploaders()
+        elif isinstance(item, h2.events.StreamEnded):
+            self.remote_ended = True
+            self._conn.wake_uploaders()
+        self.nothing_received = False
+        self._inbox.append(item)
+        if self._ready is not None:
+            self._ready.set()
+
+    def refuse(self, reason: str) -> None:
+        self._push(_Refused(reason))
+
+    def connection_lost(self, reason: str) -> None:
+        self._push(_Lost(reason))
+
+    def _push(self, marker: _Lost) -> None:
+        self._inbox.append(marker)
+        if self._ready is not None:
+            self._ready.set()
+
+    # -- sending ------------------------------------------------------------------
+
+    def send_headers(self) -> None:
+        """Queue HEADERS, and the whole body too if it is in memory and fits
+        the send windows (the common case: no await at all)."""
+        request = self.request
+        body = request.content if request.stream is None else None
+        end = request.stream is None and not body
+        h2c = self._conn.h2
+        try:
+            h2c.send_headers(self.stream_id, _request_headers(request), end_stream=end)
+        except h2.exceptions.TooManyStreamsError:
+            # The peer lowered MAX_CONCURRENT_STREAMS under a lease in flight.
+            raise StreamRefused("the server allows no more streams right now") from None
+        except h2.exceptions.ProtocolError as exc:
+            raise LocalProtocolError(f"cannot send this request: {exc}", request=request) from exc
+        self.local_ended = end
+        if body:
+            self._unsent = self._queue(memoryview(body))
+            if not self._unsent:
+                h2c.end_stream(self.stream_id)
+                self.local_ended = True
+        self._conn.kick()
+
+    async def send_body(self, write_timeout: float | None) -> None:
+        """Send what :meth:`send_headers` could not, within the peer's flow
+        control windows, a window's worth at a time (never the whole body
+        into a buffer). Stops early if the server already answered or
+        reset the stream: the response tells the rest."""
+        if self.local_ended:
+            return
+        request = self.request
+        deadline = trio.current_time() + write_timeout if write_timeout is not None else None
+        try:
+            if request.stream is None:
+                await self._send_bytes(self._unsent, deadline)
+            elif isinstance(request.stream, AsyncIterable):
+                async for chunk in request.stream:
+                    await self._send_bytes(memoryview(chunk), deadline)
+            else:
+                for chunk in request.stream:
+                    await self._send_bytes(memoryview(chunk), deadline)
+            if not self._upload_stopped:
+                self._conn.h2.end_stream(self.stream_id)
+                self.local_ended = True
+                self._conn.kick()
+        except h2.exceptions.StreamClosedError:
+            pass  # reset or answered while we sent: the response says how
+
+    @property
+    def _upload_stopped(self) -> bool:
+        return self.remote_ended or self.reset_code is not None or self._conn.error is not None
+
+    async def _send_bytes(self, view: memoryview, deadline: float | None) -> None:
+        while view and not self._upload_stopped:
+            rest = self._queue(view)
+            if len(rest) < len(view):
+                timeout = None if deadline is None else deadline - trio.current_time()
+                await self._conn.flush(timeout, self.request)  # backpressure
+            elif not await self._conn.wait_for_window(deadline):
+                raise WriteTimeout(
+                    "the server's flow-control window stayed closed until the write timeout",
+                    request=self.request,
+                )
+            view = rest
+
+    def _queue(self, view: memoryview) -> memoryview:
+        """Queue as much of *view* as the windows allow; return the rest."""
+        h2c = self._conn.h2
+        while view:
+            size = min(h2c.local_flow_control_window(self.stream_id), h2c.max_outbound_frame_size)
+            if size <= 0:
+                break
+            h2c.send_data(self.stream_id, bytes(view[:size]))
+            view = view[size:]
+        return view
+
+    # -- receiving ----------------------------------------------------------------
+
+    async def receive_head(self, read_timeout: float | None) -> tuple[int, Headers]:
+        """Wait for the final response head (1xx interim responses skipped)."""
+        while True:
+            event = await self._next(read_timeout)
+            if isinstance(event, h2.events.ResponseReceived):
+                return self._head(event.headers)
+            if not isinstance(event, h2.events.InformationalResponseReceived):
+                raise self._failure(event)
+
+    async def receive_data(self, read_timeout: float | None) -> bytes:
+        """The next piece of the body; b"" once it is complete. Reading is
+        what reopens the peer's send window."""
+        while True:
+            event = await self._next(read_timeout)
+            if isinstance(event, h2.events.DataReceived):
+                self._acknowledge(event.flow_controlled_length)
+                if event.data:
+                    return event.data
+            elif isinstance(event, h2.events.StreamEnded):
+                return b""
+            elif isinstance(event, h2.events.TrailersReceived):
+                for name, value in event.headers:  # kept in place: Response holds it
+                    self.trailers.add(bytes(name).decode("latin-1"), bytes(value).decode("latin-1"))
+            else:
+                raise self._failure(event)
+
+    def close(self) -> None:
+        """The request is done with this stream: reset it if it is still
+        open (CANCEL), give back the window of data nobody will read, and
+        free its slot. Synchronous, so it is safe in any cleanup path."""
+        if self.closed:
+            return
+        self.closed = True
+        conn = self._conn
+        unread = sum(
+            e.flow_controlled_length for e in self._inbox if isinstance(e, h2.events.DataReceived)
+        )
+        self._inbox.clear()
+        if conn.error is None:
+            try:
+                if unread:
+                    conn.h2.acknowledge_received_data(unread, self.stream_id)
+                if self.reset_code is None and not (self.local_ended and self.remote_ended):
+                    conn.h2.reset_stream(self.stream_id, _CANCEL)
+            except h2.exceptions.ProtocolError:
+                pass  # the stream closed meanwhile: nothing to say
+            if conn.h2.has_output:
+                conn.kick()
+        conn.forget(self)
+
+    async def _next(self, timeout: float | None) -> Item:
+        if not self._inbox:
+            self._ready = ready = trio.Event()
+            try:
+                if timeout is None:
+                    await ready.wait()
+                else:
+                    with trio.move_on_after(timeout):
+                        await ready.wait()
+            finally:
+                self._ready = None
+            if not self._inbox:
+                raise ReadTimeout(f"no response data within {timeout}s", request=self.request)
+        return self._inbox.popleft()
+
+    def _acknowledge(self, size: int) -> None:
+        if size and self._conn.error is None:
+            h2c = self._conn.h2
+            try:
+                h2c.acknowledge_received_data(size, self.stream_id)
+            except h2.exceptions.ProtocolError:
+                return
+            if h2c.has_output:
+                self._conn.kick()
+
+    def _head(self, raw: list[tuple[bytes, bytes]]) -> tuple[int, Headers]:
+        status = 0
+        fields = []
+        for name, value in raw:
+            if name == b":status":
+                status = int(value)
+            elif not name.startswith(b":"):
+                fields.append((name, value))
+        if len(fields) > self._max_header_count:
+            raise RemoteProtocolError(
+                f"the response has {len(fields)} header fields, more than "
+                f"max_header_count={self._max_header_count}",
+                request=self.request,
+            )
+        return status, Headers.from_raw(fields)
+
+    def _failure(self, event: Item) -> Exception:
+        if isinstance(event, _Refused):
+            return StreamRefused(event.reason)
+        if isinstance(event, _Lost):
+            return RemoteProtocolError(event.reason, request=self.request)
+        if isinstance(event, h2.events.StreamReset):
+            code = event.error_code
+            if code == _REFUSED:
+                return StreamRefused("the server refused the stream (REFUSED_STREAM)")
+            return StreamReset(
+                f"the server reset the stream with {code_name(code)}",
+                error_code=int(code),
+                request=self.request,
+            )
+        return RemoteProtocolError(f"unexpected HTTP/2 event {event!r}", request=self.request)
+
+
+def _request_headers(request: Request) -> list[tuple[bytes, bytes]]:
+    """HTTP/2 header fields: pseudo-fields first, names lowercase, and no
+    connection-specific fields (RFC 9113 §8.2.2, §8.3.1)."""
+    url = request.url
+    authority = request.headers.get("host") or url.authority
+    fields = [
+        (b":method", request.method.encode("ascii")),
+        (b":scheme", url.scheme.encode("ascii")),
+        (b":authority", authority.encode("ascii")),
+        (b":path", url.target.encode("ascii")),
+    ]
+    for name, value in request.headers.raw():
+        lower = name.lower()
+        if lower in _DROPPED or (lower == b"te" and value.lower() != b"trailers"):
+            continue
+        fields.append((lower, value))
+    return fields
+
+
+def code_name(code: int) -> str:
+    try:
+        return h2.errors.ErrorCodes(code).name
+    except ValueError:
+        return f"0x{code:x}"
