@@ -169,8 +169,10 @@ class H2Stream:
                 self._conn.h2.end_stream(self.stream_id)
                 self.local_ended = True
                 self._conn.kick()
-        except h2.exceptions.StreamClosedError:
-            pass  # reset or answered while we sent: the response says how
+        except h2.exceptions.ProtocolError:
+            # The stream was reset or answered, or the connection ended,
+            # while we sent: reading the response says which.
+            pass
 
     @property
     def _upload_stopped(self) -> bool:
