@@ -1,4 +1,4 @@
-"""HTTP client benchmark: trio_requests beside a bare trio+h11 loop and its peers.
+"""HTTP client benchmark: trio_requests beside a bare trio loop and its peers.
 
 Run ``python benchmarks/http_bench.py`` (or ``nox -s bench``, which also runs
 pool_checkout.py); ``--quick`` is a smoke run of a few seconds whose figures
@@ -8,21 +8,30 @@ What it measures
 ----------------
 N GETs of a 1 KiB static file from a local nginx (started on loopback ports of
 its own with tests/interop/nginx.py, the same launcher the interop tests use),
-from C concurrent tasks, over HTTPS verified against a trustme CA, HTTP/1.1.
-Every response is checked (status 200, HTTP/1.1, 1024 body bytes). Python
+from C concurrent tasks, over HTTPS verified against a trustme CA, HTTP/1.1
+(``--protocol h2``: HTTP/2, which nginx's TLS listener offers by ALPN).
+Every response is checked (status 200, the protocol, 1024 body bytes). Python
 clients are CPU-bound on loopback while nginx idles (benchmarks/RESULTS.md,
 /work/shared/PERF-NOTES.md), so requests per second is the client's
 per-request CPU cost; the harness reports that CPU use next to the rate.
 
 The clients, each a small script in benchmarks/peers/ run in a fresh process:
 
-* ``trio_requests``: one Session, pool limit C per endpoint;
-* ``h11``: bare trio + h11, C keep-alive connections, no pool: the ceiling a
-  hand-written loop reaches, so the gap to it is what the Session and pool cost;
-* ``httpx`` (under trio, via anyio), ``aiohttp`` (asyncio) and ``niquests``
-  (asyncio, optional): the peers. They live in their own virtualenv,
-  ``benchmarks/.peers-venv`` (made on first use; git-ignored by a ``*``
-  .gitignore inside it), so the project's environment stays clean.
+* ``trio_requests``: one Session, pool limit C per endpoint (``http2=True``
+  under ``--protocol h2``);
+* ``h11`` (HTTP/1.1): bare trio + h11, C keep-alive connections, no pool: the
+  ceiling a hand-written loop reaches, so the gap to it is what the Session
+  and pool cost;
+* ``h2`` (HTTP/2): bare trio + h2, one connection carrying C streams, one
+  reader task, coalesced writes, no pool: the same ceiling for HTTP/2;
+* ``h2load`` (HTTP/2): nghttp2's C load generator, one connection, C streams:
+  what nginx and the loopback give when the client costs almost nothing
+  (Debian ``nghttp2-client``; reported unsupported without it);
+* ``httpx`` (under trio, via anyio; ``httpx[http2]``), ``aiohttp`` (asyncio,
+  HTTP/1.1 only) and ``niquests`` (asyncio, optional): the peers. They live in
+  their own virtualenv, ``benchmarks/.peers-venv`` (made on first use;
+  git-ignored by a ``*`` .gitignore inside it), so the project's environment
+  stays clean.
 
 Rounds are interleaved: each round runs every client once per concurrency, in
 an order rotated from round to round, and a figure is the median over rounds.
@@ -35,8 +44,10 @@ accepted during the run (its ``stub_status`` counter), the client's CPU time
 over wall time for the same phase, its peak RSS, and errors (any failed or
 wrong response, and any request a time limit cut off).
 
-``--protocol h2`` is reserved for HTTP/2: clients that cannot speak it yet
-(trio_requests, the bare h11 loop, aiohttp) report themselves unsupported.
+The default client list depends on ``--protocol``: h1 runs trio_requests,
+h11, httpx, aiohttp, niquests; h2 runs trio_requests, h2, h2load, httpx,
+aiohttp (which reports itself unsupported: it has no HTTP/2) and niquests.
+``--protocol h2`` needs ``--scheme https``: nginx offers HTTP/2 only over TLS.
 """
 
 from __future__ import annotations
@@ -70,7 +81,7 @@ PEER_BASE_PACKAGES = ("trio", "anyio")
 #: a child that outlives its own --time-limit by this much is killed.
 CHILD_GRACE = 60.0
 #: clients whose errors fail the run (the peers' errors are only reported).
-OURS = ("trio_requests", "h11")
+OURS = ("trio_requests", "h11", "h2")
 
 
 @dataclass(frozen=True)
@@ -80,18 +91,26 @@ class Client:
     key: str
     script: str
     in_peers_venv: bool
-    module: str = ""  # imported to check that a peer is installed
+    modules: tuple[str, ...] = ()  # imported to check that a peer is installed
     packages: tuple[str, ...] = ()  # pip-installed into the peers venv
 
 
 CLIENTS = (
     Client("trio_requests", "trio_requests_client.py", in_peers_venv=False),
     Client("h11", "h11_client.py", in_peers_venv=False),
-    Client("httpx", "httpx_client.py", True, "httpx", ("httpx",)),
-    Client("aiohttp", "aiohttp_client.py", True, "aiohttp", ("aiohttp",)),
-    Client("niquests", "niquests_client.py", True, "niquests", ("niquests",)),
+    Client("h2", "h2_client.py", in_peers_venv=False),
+    Client("h2load", "h2load_client.py", in_peers_venv=False),
+    # h2 for http2=True; the check makes an older venv install it too.
+    Client("httpx", "httpx_client.py", True, ("httpx", "h2"), ("httpx[http2]",)),
+    Client("aiohttp", "aiohttp_client.py", True, ("aiohttp",), ("aiohttp",)),
+    Client("niquests", "niquests_client.py", True, ("niquests",), ("niquests",)),
 )
 CLIENTS_BY_KEY = {client.key: client for client in CLIENTS}
+#: the clients run when --clients is not given, by --protocol.
+DEFAULT_CLIENTS = {
+    "h1": ("trio_requests", "h11", "httpx", "aiohttp", "niquests"),
+    "h2": ("trio_requests", "h2", "h2load", "httpx", "aiohttp", "niquests"),
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,7 +118,7 @@ class Settings:
     requests: int = 5000
     concurrency: tuple[int, ...] = (100, 1)
     repeats: int = 3
-    clients: tuple[str, ...] = tuple(CLIENTS_BY_KEY)
+    clients: tuple[str, ...] = DEFAULT_CLIENTS["h1"]
     protocol: str = "h1"
     scheme: str = "https"
     time_limit: float = 120.0
@@ -144,8 +163,8 @@ def _venv_python(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
-def _importable(python: Path, module: str) -> bool:
-    probe = [str(python), "-c", f"import {module}"]
+def _importable(python: Path, modules: tuple[str, ...]) -> bool:
+    probe = [str(python), "-c", f"import {', '.join(modules)}"]
     return subprocess.run(probe, capture_output=True, timeout=120, check=False).returncode == 0
 
 
@@ -168,15 +187,16 @@ def prepare_peers(settings: Settings) -> dict[str, str]:
         (settings.peers_venv / ".gitignore").write_text("# made by benchmarks/http_bench.py\n*\n")
     missing: dict[str, str] = {}
     for peer in peers:
-        if _importable(python, peer.module):
+        if _importable(python, peer.modules):
             continue
         if not settings.install:
-            missing[peer.key] = f"{peer.module} is not installed in {settings.peers_venv}"
+            names = " or ".join(peer.modules)
+            missing[peer.key] = f"{names} is not installed in {settings.peers_venv}"
             continue
         print(f"installing {' '.join(peer.packages)} into the peers venv", file=sys.stderr)
         pip = [str(python), "-m", "pip", "install", "-q", *PEER_BASE_PACKAGES, *peer.packages]
         done = subprocess.run(pip, capture_output=True, text=True, timeout=900, check=False)
-        if done.returncode != 0 or not _importable(python, peer.module):
+        if done.returncode != 0 or not _importable(python, peer.modules):
             tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
             missing[peer.key] = "pip install failed: " + " / ".join(tail)
     return missing
@@ -202,6 +222,7 @@ def run_client(
         f"--expect-length={FILES[PATH]}",
         f"--time-limit={settings.time_limit}",
         f"--protocol={settings.protocol}",
+        f"--keepalive-requests={server.keepalive_requests}",
     ]
     sample = Sample(client.key, concurrency, rnd)
     before = server.accepted_sync()
@@ -260,7 +281,7 @@ def run_rounds(server: Nginx, settings: Settings, clients: Sequence[Client]) -> 
 # -- the report ------------------------------------------------------------------------------
 
 
-def machine_facts(server: Nginx) -> str:
+def machine_facts(server: Nginx, protocol: str) -> str:
     model = "?"
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
@@ -272,10 +293,11 @@ def machine_facts(server: Nginx) -> str:
         pass
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     nginx = ".".join(map(str, server.version))
+    library = f"h2 {version('h2')}" if protocol == "h2" else f"h11 {version('h11')}"
     return (
         f'Machine: {cpus} CPUs (nproc), CPU model "{model}"; {platform.system()} '
         f"{platform.release()}; Python {platform.python_version()}; trio {version('trio')}; "
-        f"h11 {version('h11')}; nginx/{nginx} (1 worker, keepalive_requests "
+        f"{library}; nginx/{nginx} (1 worker, keepalive_requests "
         f"{server.keepalive_requests})."
     )
 
@@ -307,7 +329,7 @@ def render(
         "",
         f"Command: `{command}`",
         "",
-        machine_facts(server),
+        machine_facts(server, settings.protocol),
         "",
         f"Workload: N={settings.requests} GETs of `{PATH}` ({FILES[PATH]} bytes) from C tasks, "
         f"{settings.scheme.upper()}{tls}, "
@@ -350,6 +372,12 @@ def render(
                 f"| {max(s.max_rss_kib for s in runs) / 1024:.0f} | {sum(s.errors for s in runs)} |"
             )
         lines.append("")
+    if "h2load" in keys and settings.protocol == "h2":
+        lines.append(
+            "- h2load: a C program, not a Python client; checked in aggregate (ALPN h2, "
+            "2xx count, body bytes); does not verify the certificate; one h2load per "
+            f"{server.keepalive_requests} requests (it does not reconnect after GOAWAY)."
+        )
     for key, why in missing.items():
         lines.append(f"- {key}: not run ({why})")
     errors = [s for s in samples if s.first_error]
@@ -405,7 +433,10 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         "-r", "--repeats", type=int, help=f"interleaved rounds (default {default.repeats})"
     )
     parser.add_argument(
-        "--clients", type=_clients, help=f"comma-separated subset of {','.join(CLIENTS_BY_KEY)}"
+        "--clients",
+        type=_clients,
+        help=f"comma-separated subset of {','.join(CLIENTS_BY_KEY)} "
+        f"(default: h1 {','.join(DEFAULT_CLIENTS['h1'])}; h2 {','.join(DEFAULT_CLIENTS['h2'])})",
     )
     parser.add_argument("--protocol", choices=("h1", "h2"), default="h1")
     parser.add_argument("--scheme", choices=("https", "http"), default="https")
@@ -421,6 +452,7 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     settings = QUICK if ns.quick else default
     overrides: dict[str, Any] = {
         "protocol": ns.protocol,
+        "clients": DEFAULT_CLIENTS[ns.protocol],
         "scheme": ns.scheme,
         "peers_venv": ns.peers_venv,
         "install": ns.install,
@@ -431,6 +463,8 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     settings = replace(settings, **overrides)
     if settings.requests < 1 or settings.repeats < 1 or settings.time_limit <= 0:
         parser.error("--requests, --repeats and --time-limit must be positive")
+    if settings.protocol == "h2" and settings.scheme != "https":
+        parser.error("--protocol h2 needs --scheme https (nginx offers HTTP/2 by ALPN, on TLS)")
     return settings
 
 

@@ -44,6 +44,8 @@ class Args:
     expect_length: int
     time_limit: float
     protocol: str
+    #: requests the server serves on one connection before it ends it (0: unknown).
+    keepalive_requests: int = 0
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """A verifying context trusting only --cafile (None for http:// URLs)."""
@@ -61,6 +63,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Args:
     parser.add_argument("--expect-length", type=int, required=True)
     parser.add_argument("--time-limit", type=float, default=120.0)
     parser.add_argument("--protocol", choices=(H1, H2), default=H1)
+    parser.add_argument(
+        "--keepalive-requests",
+        type=int,
+        default=0,
+        help="requests the server allows per connection (0: unknown)",
+    )
     ns = parser.parse_args(argv)
     if ns.requests < 1 or ns.concurrency < 1:
         parser.error("--requests and --concurrency must be positive")
@@ -72,6 +80,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Args:
         expect_length=ns.expect_length,
         time_limit=ns.time_limit,
         protocol=ns.protocol,
+        keepalive_requests=max(0, ns.keepalive_requests),
     )
 
 
@@ -134,9 +143,18 @@ def measure() -> Iterator[Phase]:
         phase.cpu_seconds = (end.ru_utime - usage.ru_utime) + (end.ru_stime - usage.ru_stime)
 
 
-def report(client: str, version: str, args: Args, tally: Tally, phase: Phase) -> None:
+def report(
+    client: str,
+    version: str,
+    args: Args,
+    tally: Tally,
+    phase: Phase,
+    *,
+    max_rss_kib: int | None = None,
+) -> None:
     """Print the one JSON line the harness reads. Requests the time limit cut
-    off count as errors, so ok + errors always equals --requests."""
+    off count as errors, so ok + errors always equals --requests. The peak RSS
+    is this process's unless *max_rss_kib* gives another (h2load's)."""
     unfinished = args.requests - tally.ok - tally.errors
     if unfinished > 0:
         tally.errors += unfinished
@@ -149,7 +167,7 @@ def report(client: str, version: str, args: Args, tally: Tally, phase: Phase) ->
         "errors": tally.errors,
         "seconds": phase.seconds,
         "cpu_seconds": phase.cpu_seconds,
-        "max_rss_kib": peak_rss_kib(),
+        "max_rss_kib": peak_rss_kib() if max_rss_kib is None else max_rss_kib,
         "first_error": tally.first_error,
         **tally.extra,
     }

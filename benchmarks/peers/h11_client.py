@@ -6,8 +6,8 @@ no header merging, no retries. What trio_requests costs on top of this is the
 price of its pool and Session. A task reconnects only when the server closes
 the connection (or an error leaves it unusable).
 
-An HTTP/2 mode (one connection, h2 state machine) can be added under
-``--protocol h2``; until then it reports itself unsupported.
+Under ``--protocol h2`` it reports itself unsupported: the bare HTTP/2 loop
+is h2_client.py.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def main() -> int:
     args = parse_args()
     versions = f"h11 {version('h11')}, trio {version('trio')}"
     if args.protocol != H1:
-        return unsupported(CLIENT, versions, args, "the bare HTTP/2 loop is not written yet")
+        return unsupported(CLIENT, versions, args, "the bare HTTP/2 loop is h2_client.py")
     tally = Tally(expect_length=args.expect_length)
     with measure() as phase:
         trio.run(run, args, tally)

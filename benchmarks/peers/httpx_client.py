@@ -2,7 +2,16 @@
 
 ``httpx.AsyncClient(http2=False, limits=httpx.Limits(max_connections=C))``;
 httpx runs on trio through anyio. ``--protocol h2`` sets ``http2=True``
-(needs the ``h2`` package in the peers venv: ``httpx[http2]``).
+(needs the ``h2`` package in the peers venv: the harness installs
+``httpx[http2]``); httpx then sends the C tasks' requests as streams of one
+connection (a second only when the first has no stream to spare).
+
+Known under h2: when nginx ends a connection with GOAWAY (after
+``keepalive_requests``), httpcore fails the requests in flight on it
+(``LocalProtocolError: Invalid input ConnectionInputs.RECV_HEADERS in state
+ConnectionState.CLOSED``, ``RemoteProtocolError: Server disconnected``;
+encode/httpcore#46) instead of finishing or retrying them: a dozen or so
+errors per GOAWAY, reported as errors.
 """
 
 from __future__ import annotations
@@ -45,7 +54,8 @@ def main() -> int:
         try:
             import h2  # noqa: F401
         except ImportError:
-            return unsupported(CLIENT, httpx.__version__, args, "h2 not installed")
+            why = "h2 not installed in the peers venv (pip install 'httpx[http2]')"
+            return unsupported(CLIENT, httpx.__version__, args, why)
     expect = "HTTP/2" if args.protocol == H2 else "HTTP/1.1"
     tally = Tally(expect_length=args.expect_length, expect_version=expect)
     with measure() as phase:

@@ -1,10 +1,18 @@
 """Benchmark client: niquests on asyncio (runs in benchmarks/.peers-venv; optional).
 
-``AsyncSession(pool_connections=1, pool_maxsize=C)`` without multiplexing;
-HTTP/3 is always off (loopback nginx has no QUIC), HTTP/2 off unless
-``--protocol h2``. OCSP revocation checks are off: the trustme certificate
-names no responder, and nothing may leave 127.0.0.1. ``trust_env`` is off: like
-requests, niquests would otherwise let ``REQUESTS_CA_BUNDLE`` override ``verify=``.
+HTTP/1.1: ``AsyncSession(pool_connections=1, pool_maxsize=C)``, C connections.
+``--protocol h2``: HTTP/2 only (``disable_http1``), over ONE connection
+(``pool_maxsize=1``) whose streams the C tasks share: in an AsyncSession,
+urllib3-future shelves an HTTP/2 connection as soon as a request is sent, so
+other tasks send theirs on it while the first waits for its answer (so the
+C requests are in flight together). ``multiplexed=True`` is not needed for that; it
+only makes responses lazy (for many requests from ONE task, then
+``gather()``), and measured slower here. HTTP/3 is always off (loopback nginx
+has no QUIC). OCSP revocation checks are off: the trustme certificate names
+no responder, and nothing may leave 127.0.0.1. ``trust_env`` is off: like
+requests, niquests would otherwise let ``REQUESTS_CA_BUNDLE`` override
+``verify=``. A hang ends at --time-limit (``asyncio.timeout``) and the
+unfinished requests count as errors.
 """
 
 from __future__ import annotations
@@ -20,12 +28,13 @@ VERSIONS = {10: "HTTP/1.0", 11: "HTTP/1.1", 20: "HTTP/2", 30: "HTTP/3"}
 
 
 async def run(args: Args, tally: Tally) -> None:
+    h2 = args.protocol == H2
     session = niquests.AsyncSession(
         pool_connections=1,
-        pool_maxsize=args.concurrency,
+        pool_maxsize=1 if h2 else args.concurrency,
         multiplexed=False,
-        disable_http2=args.protocol != H2,
-        disable_http1=args.protocol == H2,
+        disable_http2=not h2,
+        disable_http1=h2,
         disable_http3=True,
         verify=args.cafile if args.cafile is not None else True,
         revocation_configuration=None,

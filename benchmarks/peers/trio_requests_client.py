@@ -3,14 +3,20 @@
 One Session whose pool may open as many connections as there are tasks
 (``max_connections_per_endpoint = C``); C tasks share out N GETs. See
 bench_common.py for the arguments and the JSON line it prints.
+
+``--protocol h2``: ``Session(http2=True)``; nginx's TLS listener offers h2 by
+ALPN, so the C tasks' requests become streams of one connection (more only
+when its MAX_CONCURRENT_STREAMS are all taken), and every response must say
+``HTTP/2``.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import trio
-from bench_common import H1, Args, Tally, measure, parse_args, report, split, unsupported
+from bench_common import H2, Args, Tally, measure, parse_args, report, split
 
 import trio_conpool as cp
 import trio_requests as tr
@@ -24,10 +30,14 @@ CLIENT = "trio_requests"
 
 
 async def run(args: Args, tally: Tally) -> None:
+    options: dict[str, Any] = {}
+    if args.protocol == H2:
+        options["http2"] = True  # only then: an older Session has no such keyword
     session = tr.Session(
         verify=args.cafile if args.cafile is not None else True,
         pool=cp.PoolConfig(max_connections_per_endpoint=args.concurrency),
         timeout=30.0,
+        **options,
     )
 
     async def worker(count: int) -> None:
@@ -50,9 +60,8 @@ async def run(args: Args, tally: Tally) -> None:
 
 def main() -> int:
     args = parse_args()
-    if args.protocol != H1:
-        return unsupported(CLIENT, VERSION, args, "HTTP/2 is not in trio_requests yet")
-    tally = Tally(expect_length=args.expect_length)
+    expect = "HTTP/2" if args.protocol == H2 else "HTTP/1.1"
+    tally = Tally(expect_length=args.expect_length, expect_version=expect)
     with measure() as phase:
         trio.run(run, args, tally)
     report(CLIENT, VERSION, args, tally, phase)

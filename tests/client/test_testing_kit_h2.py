@@ -20,6 +20,7 @@ import h2.settings
 import pytest
 import trio
 import trio.testing
+from hyperframe.frame import DataFrame
 
 from trio_requests.testing import (
     H2Server,
@@ -130,6 +131,26 @@ class MiniClient:
         return int(event.error_code)
 
 
+def announced(
+    code: h2.settings.SettingCodes, value: int
+) -> Callable[[list[h2.events.Event]], bool]:
+    """A ``read_until`` condition: the server has sent SETTINGS ``code`` = ``value``."""
+
+    def check(events: list[h2.events.Event]) -> bool:
+        return any(
+            isinstance(e, h2.events.RemoteSettingsChanged)
+            and code in e.changed_settings
+            and e.changed_settings[code].new_value == value
+            for e in events
+        )
+
+    return check
+
+
+def terminated(events: list[h2.events.Event]) -> bool:
+    return any(isinstance(e, h2.events.ConnectionTerminated) for e in events)
+
+
 @asynccontextmanager
 async def connect(
     server: H2Server, ssl_context: ssl.SSLContext | None = None
@@ -228,9 +249,7 @@ async def test_graceful_goaway_drains_streams_then_closes() -> None:
             with trio.fail_after(WAIT):
                 await server.wait_for_requests(1)
                 await server.send_goaway()
-            await client.read_until(
-                lambda events: any(isinstance(e, h2.events.ConnectionTerminated) for e in events)
-            )
+            await client.read_until(terminated)
             goaway = client.events[-1]
             assert isinstance(goaway, h2.events.ConnectionTerminated)
             assert (goaway.error_code, goaway.last_stream_id) == (0, stream_id)
@@ -268,9 +287,7 @@ async def test_goaway_with_error_closes_at_once() -> None:
         with trio.fail_after(WAIT):
             await server.send_goaway(error_code=h2.errors.ErrorCodes.ENHANCE_YOUR_CALM)
             await server.wait_for_open_connections(0)
-        await client.read_until(
-            lambda events: any(isinstance(e, h2.events.ConnectionTerminated) for e in events)
-        )
+        await client.read_until(terminated)
         goaway = client.events[-1]
         assert isinstance(goaway, h2.events.ConnectionTerminated)
         assert goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
@@ -292,25 +309,130 @@ async def test_reset_stream_carries_the_chosen_code() -> None:
 
 async def test_set_max_concurrent_streams_reaches_open_and_new_connections() -> None:
     limit = h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS
-
-    def announced(value: int) -> Callable[[list[h2.events.Event]], bool]:
-        def check(events: list[h2.events.Event]) -> bool:
-            return any(
-                isinstance(e, h2.events.RemoteSettingsChanged)
-                and limit in e.changed_settings
-                and e.changed_settings[limit].new_value == value
-                for e in events
-            )
-
-        return check
-
     async with open_h2_server(max_concurrent_streams=5) as server:
         async with connect(server) as client:
-            await client.read_until(announced(5))
+            await client.read_until(announced(limit, 5))
             server.set_max_concurrent_streams(1)
-            await client.read_until(announced(1))
+            await client.read_until(announced(limit, 1))
         async with connect(server) as client:
-            await client.read_until(announced(1))
+            await client.read_until(announced(limit, 1))
+
+
+async def test_set_initial_window_size_reaches_open_and_new_connections() -> None:
+    window = h2.settings.SettingCodes.INITIAL_WINDOW_SIZE
+    async with open_h2_server(initial_window_size=1000) as server:
+        async with connect(server) as client:
+            await client.read_until(announced(window, 1000))
+            server.set_initial_window_size(2**20)
+            await client.read_until(announced(window, 2**20))
+        async with connect(server) as client:
+            await client.read_until(announced(window, 2**20))
+        with pytest.raises(ValueError, match="size must be"):
+            server.set_initial_window_size(2**31)
+        with pytest.raises(ValueError, match="size must be"):
+            server.set_initial_window_size(-1)
+
+
+async def test_peak_open_streams_per_connection_in_accept_order() -> None:
+    release = trio.Event()
+    async with open_h2_server() as server:
+        assert (server.peak_open_streams, server.max_open_streams) == ([], 0)
+
+        async def held(request: ReceivedRequest) -> Reply:
+            await release.wait()
+            return Reply(200, body=b"ok")
+
+        server.route("GET", "/held", held)
+        server.route("GET", "/quick", Reply(200, body=b"ok"))
+        async with connect(server) as first, connect(server) as second, connect(server):
+            ids = [await first.request("GET", "/held") for _ in range(3)]
+            with trio.fail_after(WAIT):
+                await server.wait_for_requests(3)
+            assert server.peak_open_streams[0] == 3
+            release.set()
+            for stream_id in ids:
+                await first.response(stream_id)
+            await first.response(await first.request("GET", "/quick"))  # one at a time now
+            for _ in range(2):
+                await second.response(await second.request("GET", "/quick"))
+        with trio.fail_after(WAIT):
+            await server.wait_for_open_connections(0)
+        # Kept after the close; the third connection never opened a stream.
+        assert (server.peak_open_streams, server.max_open_streams) == ([3, 1, 0], 3)
+
+
+async def test_a_stream_reset_by_the_client_leaves_the_count_at_once() -> None:
+    async with open_h2_server() as server:
+        server.route("GET", "/silent", Reply(no_response=True))
+        async with connect(server) as client:
+            # HEADERS, RST_STREAM(CANCEL), HEADERS in one write: the server's
+            # task for stream 1 has not ended when stream 3 arrives, yet only
+            # one stream is open at any moment.
+            headers = [(":method", "GET"), (":path", "/silent"), (":scheme", "http")]
+            headers.append((":authority", "test"))
+            client.conn.send_headers(1, headers, end_stream=True)
+            client.conn.reset_stream(1, h2.errors.ErrorCodes.CANCEL)
+            client.conn.send_headers(3, headers, end_stream=True)
+            await client.flush()
+            with trio.fail_after(WAIT):
+                await server.wait_for_requests(1)  # stream 3's; stream 1 never ran
+        assert server.peak_open_streams == [1]
+
+
+async def test_reset_peak_open_streams_measures_afresh() -> None:
+    async with open_h2_server() as server:
+        server.route("GET", "/silent", Reply(no_response=True))
+        async with connect(server) as client:
+            for _ in range(2):
+                await client.request("GET", "/silent")
+            with trio.fail_after(WAIT):
+                await server.wait_for_requests(2)
+            server.reset_peak_open_streams()
+            assert (server.peak_open_streams, server.max_open_streams) == ([0], 0)
+            await client.request("GET", "/silent")
+            with trio.fail_after(WAIT):
+                await server.wait_for_requests(3)
+            assert server.peak_open_streams == [3]  # the two older streams still count
+
+
+async def test_paused_window_updates_hold_an_upload_at_the_stream_window() -> None:
+    async def echo_length(request: ReceivedRequest) -> Reply:
+        return Reply(201, body=str(len(request.body)).encode())
+
+    body = bytes(range(256)) * 64  # 16 KiB, far beyond the 1000-byte window
+    async with open_h2_server() as server:
+        server.route("POST", "/upload", echo_length)
+        server.set_initial_window_size(1000)  # for new connections: the next one
+        server.pause_window_updates()
+        async with connect(server) as client:
+            await client.read_until(announced(h2.settings.SettingCodes.INITIAL_WINDOW_SIZE, 1000))
+            stream_id = await client.request("POST", "/upload", end=False)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(client.upload, stream_id, body, True)
+                with trio.fail_after(WAIT):
+                    await server.wait_for_data_bytes(1000)
+                await trio.testing.wait_all_tasks_blocked()
+                # The client stopped at the window, and waits for a WINDOW_UPDATE.
+                assert (server.data_bytes_received, server.requests) == (1000, [])
+                server.resume_window_updates()
+            response = await client.response(stream_id)
+        assert (response.status, response.body) == (201, str(len(body)).encode())
+        assert server.data_bytes_received == len(body)
+
+
+async def test_data_beyond_a_held_window_ends_the_connection() -> None:
+    async with open_h2_server() as server:
+        server.pause_window_updates()
+        async with connect(server) as client:
+            stream_id = await client.request("POST", "/upload", end=False)
+            # What a client that ignores flow control sends: 80 KiB into a
+            # 64 KiB window (h2's own send_data would refuse to).
+            frames = [DataFrame(stream_id, b"x" * 16384) for _ in range(5)]
+            await client.stream.send_all(b"".join(frame.serialize() for frame in frames))
+            await client.read_until(terminated)
+        goaway = client.events[-1]
+        assert isinstance(goaway, h2.events.ConnectionTerminated)
+        assert goaway.error_code == h2.errors.ErrorCodes.FLOW_CONTROL_ERROR
 
 
 async def test_delays_take_exact_virtual_time(autojump_clock: trio.testing.MockClock) -> None:

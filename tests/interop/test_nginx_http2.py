@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import AsyncIterator
 
 import pytest
 import trio
@@ -23,8 +24,8 @@ TIME_LIMIT = 60
 ONE_K = file_content(FILES["/1k.bin"])
 
 
-def session(server: Nginx, **kwargs: object) -> tr.Session:
-    return tr.Session(verify=str(server.ca_path), timeout=10.0, **kwargs)  # type: ignore[arg-type]
+def session(server: Nginx, pool: cp.PoolConfig | None = None) -> tr.Session:
+    return tr.Session(verify=str(server.ca_path), timeout=10.0, pool=pool)
 
 
 async def get_all(s: tr.Session, url: str, total: int, concurrency: int) -> Counter[str]:
@@ -88,7 +89,7 @@ async def test_download_and_upload(nginx: Nginx) -> None:
             r = await s.post(f"{nginx.https_url}/upload", content=body)
             assert (r.http_version, r.text.strip()) == ("HTTP/2", str(len(body)))
 
-            async def chunks():  # type: ignore[no-untyped-def]
+            async def chunks() -> AsyncIterator[bytes]:
                 for _ in range(30):
                     yield b"c" * 100_000
 

@@ -56,7 +56,13 @@ HTTP/2 (the ``h2`` library; h2c with prior knowledge, or TLS whose context
 offers ALPN ``h2``), one task per stream so streams really run concurrently.
 Requests are recorded with ``http_version="HTTP/2"``. It adds HTTP/2 faults:
 :class:`ResetStream` route replies (RST_STREAM with a chosen code),
-:meth:`H2Server.send_goaway` and :meth:`H2Server.set_max_concurrent_streams`.
+:meth:`H2Server.send_goaway`, SETTINGS changed mid-connection
+(:meth:`H2Server.set_max_concurrent_streams`,
+:meth:`H2Server.set_initial_window_size`), and flow-control windows held shut
+(:meth:`H2Server.pause_window_updates`). It also measures what the client
+did: the most streams each connection had open at once
+(:attr:`H2Server.peak_open_streams`) and the DATA bytes received
+(:attr:`H2Server.data_bytes_received`).
 """
 
 from __future__ import annotations

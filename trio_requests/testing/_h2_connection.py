@@ -11,7 +11,14 @@ so concurrent streams never interleave mid-frame.
 Bodies respect flow control (RFC 9113 §5.2): a stream task sends at most the
 window h2 allows and otherwise waits for a WINDOW_UPDATE or SETTINGS change,
 which the reader signals. Received DATA is acknowledged at once, so uploads
-never stall on the server.
+never stall on the server, unless the test has paused window updates: then
+the acknowledgements are held until it resumes them, so the client's windows
+stay closed (:meth:`H2Server.pause_window_updates`).
+
+Open streams are counted when each request's HEADERS arrives, from h2's own
+stream states, so a stream leaves the count the moment h2 queues or receives
+its last frame, not when its task gets round to ending (RFC 9113 §5.1.2
+counts the open and half-closed streams against MAX_CONCURRENT_STREAMS).
 
 h2's state machine treats any GOAWAY as the end of the connection, so a
 *graceful* GOAWAY (streams up to ``last_stream_id`` still complete) is written
@@ -41,7 +48,8 @@ from ._script import Handler, ReceivedRequest, Reply
 from ._server import RECEIVE_SIZE, SERVER_HEADER, Ending
 
 if TYPE_CHECKING:
-    from ._server import ConnectionSlot, ServerBase
+    from ._h2_server import H2Server
+    from ._server import ConnectionSlot
 
 __all__ = ["H2Connection", "ResetReply"]
 
@@ -67,7 +75,7 @@ class H2Connection:
 
     def __init__(
         self,
-        server: ServerBase,
+        server: H2Server,
         stream: trio.abc.Stream,
         slot: ConnectionSlot,
         *,
@@ -86,6 +94,7 @@ class H2Connection:
         self._send_lock = trio.Lock()
         self._window_changed = trio.Event()
         self._goaway_last_id: int | None = None
+        self._held_acks: list[tuple[int, int]] = []  # (flow-controlled length, stream id)
         self._reader_scope = trio.CancelScope()
         self._ending = Ending.CLOSE
         self._nursery: trio.Nursery | None = None
@@ -116,6 +125,15 @@ class H2Connection:
             return
         self._conn.update_settings(settings)
         self._nursery.start_soon(self._flush_quietly)
+
+    def release_window_updates(self) -> None:
+        """Acknowledge the DATA held while window updates were paused (the
+        WINDOW_UPDATE frames are written by a task, as for :meth:`update_settings`)."""
+        held, self._held_acks = self._held_acks, []
+        for length, stream_id in held:
+            self._acknowledge(length, stream_id)
+        if held and self._nursery is not None:
+            self._nursery.start_soon(self._flush_quietly)
 
     async def send_goaway(self, last_stream_id: int | None, error_code: int) -> None:
         """Send GOAWAY: NO_ERROR finishes the streams up to ``last_stream_id`` first."""
@@ -158,12 +176,14 @@ class H2Connection:
         """Apply one event; False when the client has ended the connection."""
         if isinstance(event, h2.events.RequestReceived):
             self._start_stream(event.stream_id, list(event.headers))
+            count = self._open_streams_up_to(event.stream_id)
+            self._server._record_open_streams(self._slot.index, count)
         elif isinstance(event, h2.events.DataReceived):
             stream = self._streams.get(event.stream_id)
             if stream is not None:
                 stream.body.append(event.data)
-            with contextlib.suppress(h2.exceptions.ProtocolError):
-                self._conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            self._server._record_data(event.flow_controlled_length)
+            self._acknowledge(event.flow_controlled_length, event.stream_id)
         elif isinstance(event, h2.events.StreamEnded):
             if (stream := self._streams.get(event.stream_id)) is not None:
                 stream.ended.set()
@@ -176,6 +196,30 @@ class H2Connection:
         elif isinstance(event, h2.events.ConnectionTerminated):
             return False
         return True
+
+    def _open_streams_up_to(self, stream_id: int) -> int:
+        """The client's streams open when ``stream_id``'s HEADERS arrived.
+
+        h2 has already applied the whole read when its events are handled, so
+        streams opened later in the same read are left out by their ids, which
+        only ever increase (RFC 9113 §5.1.1). Streams the client reset later in
+        that read are already closed, so the count can only err low, never high.
+        """
+        return sum(
+            1
+            for sid, stream in self._conn.streams.items()
+            if sid % 2 == 1 and sid <= stream_id and stream.open
+        )
+
+    def _acknowledge(self, length: int, stream_id: int) -> None:
+        """Give received DATA's window back to the client, or hold it while
+        the server's window updates are paused."""
+        if self._server._window_updates_paused:
+            self._held_acks.append((length, stream_id))
+            return
+        # A stream already closed only gets its connection-level window back.
+        with contextlib.suppress(h2.exceptions.ProtocolError):
+            self._conn.acknowledge_received_data(length, stream_id)
 
     def _start_stream(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
         assert self._nursery is not None

@@ -49,8 +49,11 @@ class H2Server(ServerBase):
     """An HTTP/2 server on loopback, scripted per route. Get one from :func:`open_h2_server`.
 
     It has the methods of :class:`H11Server`, and HTTP/2 faults on top:
-    :meth:`send_goaway`, :meth:`set_max_concurrent_streams`, and
-    :class:`ResetStream` route replies. Of the :class:`Reply` fields,
+    :meth:`send_goaway`, :meth:`set_max_concurrent_streams`,
+    :meth:`set_initial_window_size`, :meth:`pause_window_updates`, and
+    :class:`ResetStream` route replies. It counts what a client's stream
+    and flow-control logic did: :attr:`peak_open_streams` per connection
+    and :attr:`data_bytes_received`. Of the :class:`Reply` fields,
     ``reason`` is ignored (HTTP/2 has no reason phrase); ``chunked`` omits
     ``content-length``; ``chunks`` become separate DATA frames; ``reset`` and
     ``truncate_to`` reset the stream (INTERNAL_ERROR); ``close_after`` sends
@@ -71,6 +74,52 @@ class H2Server(ServerBase):
         self._settings = settings
         self._max_requests = max_requests_per_connection
         self._connections: list[H2Connection] = []
+        self._peaks: dict[int, int] = {}  # connection index -> most streams open at once
+        self._data_bytes = 0
+        self._window_updates_paused = False
+
+    # -- what tests read -------------------------------------------------------
+
+    @property
+    def peak_open_streams(self) -> list[int]:
+        """The most streams each connection had open at once, in accept order.
+
+        One entry per accepted connection (``connections_accepted`` of them),
+        kept after it closes; 0 for a connection that opened no stream (or
+        never got past TLS and ALPN). A stream is open from its HEADERS until
+        both sides have ended it or either side reset it: the streams
+        MAX_CONCURRENT_STREAMS limits (RFC 9113 §5.1.2). The count is taken
+        as each HEADERS arrives; since the server ends its side before the
+        client can see it ended, a client that keeps to the limit never shows
+        more than the limit here.
+        """
+        return [self._peaks.get(index, 0) for index in range(self.connections_accepted)]
+
+    @property
+    def max_open_streams(self) -> int:
+        """The largest of :attr:`peak_open_streams` (0 before any stream opened)."""
+        return max(self._peaks.values(), default=0)
+
+    @property
+    def data_bytes_received(self) -> int:
+        """DATA bytes received on all connections so far, as flow control
+        counts them (payload plus any padding), acknowledged or not."""
+        return self._data_bytes
+
+    # -- what tests do ---------------------------------------------------------
+
+    def reset_peak_open_streams(self) -> None:
+        """Measure the peaks afresh, e.g. after :meth:`set_max_concurrent_streams`.
+
+        Every entry of :attr:`peak_open_streams` reads 0 until the next stream
+        opens on that connection; that stream then counts every stream open at
+        that moment, older ones included. Peaks of closed connections are lost.
+        """
+        self._peaks.clear()
+
+    async def wait_for_data_bytes(self, count: int) -> None:
+        """Block until :attr:`data_bytes_received` is at least ``count``."""
+        await self._wait_until(lambda: self._data_bytes >= count)
 
     def route(
         self,
@@ -112,10 +161,61 @@ class H2Server(ServerBase):
         """
         if count < 0:
             raise ValueError(f"set_max_concurrent_streams: count must be >= 0, not {count}")
-        code = h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS
-        self._settings = {**self._settings, code: count}
+        self._change_setting(h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS, count)
+
+    def set_initial_window_size(self, size: int) -> None:
+        """Change SETTINGS_INITIAL_WINDOW_SIZE on open connections and for new ones.
+
+        This is the window of each stream the client uploads on. Once the
+        client acknowledges the SETTINGS frame (which, as for
+        :meth:`set_max_concurrent_streams`, is written by a task), the windows
+        of its open streams move by the difference, possibly below zero
+        (RFC 9113 §6.9.2). The connection's own window stays as it is: no
+        setting changes it.
+        """
+        if not 0 <= size < 2**31:
+            raise ValueError(f"set_initial_window_size: size must be in [0, 2**31), not {size}")
+        self._change_setting(h2.settings.SettingCodes.INITIAL_WINDOW_SIZE, size)
+
+    def pause_window_updates(self) -> None:
+        """Stop handing flow-control window back, to test that uploads wait for it.
+
+        From now on, on open and new connections, DATA is still read and
+        counted (:attr:`data_bytes_received`) but not acknowledged, so no
+        WINDOW_UPDATE goes out. A client can then send at most its stream
+        windows (:meth:`set_initial_window_size`) and, over all streams, what
+        is left of the connection window (65535 bytes on a new connection,
+        RFC 9113 §6.9.2) before it must wait. One that sends more violates
+        flow control: the server ends the connection with a GOAWAY
+        (FLOW_CONTROL_ERROR). Requests whose body cannot finish wait too.
+        """
+        self._window_updates_paused = True
+
+    def resume_window_updates(self) -> None:
+        """Acknowledge the DATA held since :meth:`pause_window_updates`, and go
+        back to acknowledging at once. The WINDOW_UPDATE frames are written by
+        a task of each connection, so this returns before the client has them.
+        """
+        self._window_updates_paused = False
         for connection in self._connections:
-            connection.update_settings({code: count})
+            connection.release_window_updates()
+
+    # -- what the connections call -----------------------------------------------
+
+    def _change_setting(self, code: h2.settings.SettingCodes, value: int) -> None:
+        self._settings = {**self._settings, code: value}
+        for connection in self._connections:
+            connection.update_settings({code: value})
+
+    def _record_open_streams(self, index: int, count: int) -> None:
+        """Note that connection ``index`` has ``count`` streams open right now."""
+        self._peaks[index] = max(self._peaks.get(index, 0), count)
+
+    def _record_data(self, length: int) -> None:
+        self._data_bytes += length
+        self._notify()
+
+    # -- serving a connection ------------------------------------------------------
 
     async def _speak(self, stream: trio.abc.Stream, slot: ConnectionSlot) -> Ending:
         if isinstance(stream, trio.SSLStream):
