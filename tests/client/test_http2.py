@@ -7,6 +7,7 @@ so a test sees what really reached the wire, not what the client believes.
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -439,3 +440,65 @@ async def test_error_goaway_fails_covered_streams_and_retries_the_rest(
         assert sorted(o for o in outcomes if o == "late") == ["late", "late"]
         assert server.connections_accepted == 2
         assert_pool_clean(s)
+
+
+async def _answer_once_then_play_dead(stream: trio.SocketStream) -> None:
+    """An h2c server that serves one GET, then reads nothing more: it will
+    not answer a PING, like a peer behind a dead NAT mapping."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    conn.initiate_connection()
+    await stream.send_all(conn.data_to_send())
+    while True:
+        events = conn.receive_data(await stream.receive_some(65536))
+        await stream.send_all(conn.data_to_send())
+        for event in events:
+            if isinstance(event, h2.events.RequestReceived):
+                conn.send_headers(event.stream_id, [(":status", "200")], end_stream=True)
+                await stream.send_all(conn.data_to_send())
+                await trio.sleep_forever()
+
+
+async def test_a_silent_connection_fails_its_ping_and_is_replaced() -> None:
+    async with trio.open_nursery() as nursery:
+        (listener,) = await nursery.start(
+            functools.partial(trio.serve_tcp, host="127.0.0.1"), _answer_once_then_play_dead, 0
+        )
+        url = f"http://127.0.0.1:{listener.socket.getsockname()[1]}/"
+        closed = trio.Event()
+        async with tr.Session(
+            http2_prior_knowledge=True,
+            http2_ping_interval=0.1,
+            http2_ping_timeout=0.2,
+            pool=cp.PoolConfig(on_connection_closed=lambda endpoint, info: closed.set()),
+        ) as s:
+            assert (await s.get(url)).status_code == 200
+            (endpoint,) = s.stats().endpoints
+            with trio.fail_after(5):
+                await closed.wait()
+            assert (await s.get(url)).status_code == 200  # a new connection
+            assert s.stats().endpoints[endpoint].total_created == 2
+        nursery.cancel_scope.cancel()
+
+
+async def test_upload_waits_for_window_update(
+    h2_server_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    body = b"w" * MiB
+    async with (
+        h2_server(h2_server_context, initial_window_size=16384) as server,
+        session(client_ssl_context) as s,
+    ):
+        server.route("PUT", "/up", Reply(200, body=b"stored"))
+        await s.get(server.url + "/up")  # connected; a 404 is fine
+        server.pause_window_updates()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(functools.partial(s.put, server.url + "/up", content=body))
+            await server.wait_for_data_bytes(16384)
+            await trio.testing.wait_all_tasks_blocked()
+            assert server.data_bytes_received == 16384  # the stream window, not more
+            server.resume_window_updates()
+        assert server.requests[-1].body == body
