@@ -7,13 +7,12 @@ bench_common.py for the arguments and the JSON line it prints.
 ``--protocol h2``: ``Session(http2=True)``; nginx's TLS listener offers h2 by
 ALPN, so the C tasks' requests become streams of one connection (more only
 when its MAX_CONCURRENT_STREAMS are all taken), and every response must say
-``HTTP/2``.
+``HTTP/2``. ``--protocol h1`` passes ``http2=False`` (HTTP/1.1 only).
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import trio
 from bench_common import H2, Args, Tally, measure, parse_args, report, split
@@ -30,14 +29,12 @@ CLIENT = "trio_requests"
 
 
 async def run(args: Args, tally: Tally) -> None:
-    options: dict[str, Any] = {}
-    if args.protocol == H2:
-        options["http2"] = True  # only then: an older Session has no such keyword
     session = tr.Session(
+        # explicit both ways: the default (True) would offer h2 to nginx under h1
+        http2=args.protocol == H2,
         verify=args.cafile if args.cafile is not None else True,
         pool=cp.PoolConfig(max_connections_per_endpoint=args.concurrency),
         timeout=30.0,
-        **options,
     )
 
     async def worker(count: int) -> None:
@@ -56,6 +53,9 @@ async def run(args: Args, tally: Tally) -> None:
         stats = s.stats()  # the client's own account, to compare with nginx's
         tally.extra["client_connections"] = sum(e.total_created for e in stats.endpoints.values())
         tally.extra["retries"] = stats.retries_count
+        if stats.h2 is not None:  # how far the requests were multiplexed
+            tally.extra["h2_streams"] = stats.h2.total_streams
+            tally.extra["h2_max_concurrent"] = stats.h2.max_concurrent
 
 
 def main() -> int:

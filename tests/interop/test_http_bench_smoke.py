@@ -1,5 +1,6 @@
 """The HTTP benchmark harness still runs (a tiny run of our client and the
-bare h11 loop against a real nginx), so it cannot rot between bench runs."""
+bare loop of the protocol against a real nginx), so it cannot rot between
+bench runs."""
 
 from __future__ import annotations
 
@@ -12,15 +13,18 @@ from tests.helpers import ROOT
 
 
 @pytest.mark.interop
-def test_http_bench_quick_run() -> None:
+@pytest.mark.parametrize(("protocol", "bare"), [("h1", "h11"), ("h2", "h2")])
+def test_http_bench_quick_run(protocol: str, bare: str) -> None:
     result = subprocess.run(
         [
             sys.executable,
             str(ROOT / "benchmarks" / "http_bench.py"),
             "--quick",
             "--no-install",
+            "--protocol",
+            protocol,
             "--clients",
-            "trio_requests,h11",
+            f"trio_requests,{bare}",
         ],
         capture_output=True,
         text=True,
@@ -29,4 +33,5 @@ def test_http_bench_quick_run() -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "| trio_requests |" in result.stdout
-    assert "| h11 |" in result.stdout
+    assert f"| {bare} |" in result.stdout
+    assert "n/a" not in result.stdout  # both really ran this protocol
