@@ -22,7 +22,7 @@ A connection that failed (socket error, protocol error, no PING answer)
 fails every stream with a :class:`RemoteProtocolError`, and says so to the
 pool through ``ConnectionInfo.notify_state_changed``: it is never leased
 again. A GOAWAY makes it *draining* (no new streams; see
-:class:`_GracefulH2Connection` for why h2 needs help there).
+:class:`~._h2_state.H2State` for why h2 needs help there).
 """
 
 from __future__ import annotations
@@ -41,11 +41,11 @@ import h2.events
 import h2.exceptions
 import h2.settings
 import trio
-from hyperframe.frame import GoAwayFrame
 
 import trio_conpool as cp
 
 from ._errors import WriteTimeout
+from ._h2_state import H2State
 from ._h2_stream import H2Stream, StreamRefused, code_name
 
 if TYPE_CHECKING:
@@ -101,38 +101,6 @@ class H2Counters:
         self.max_concurrent = 0
 
 
-class _GracefulH2Connection(h2.connection.H2Connection):
-    """h2's connection, except that a graceful GOAWAY does not end it.
-
-    h2 treats every received GOAWAY as the end of the connection: it moves
-    its state machine to CLOSED and drops queued output, so the frames still
-    due to streams the server promised to finish (id <= last_stream_id)
-    raise ProtocolError (python-hyper/h2 issue 1181). RFC 9113 §6.8 says a
-    NO_ERROR GOAWAY only stops *new* streams. So for NO_ERROR we report
-    the event and change nothing else; our connection stops opening streams
-    itself. A GOAWAY with an error code keeps h2's behaviour. The override
-    depends on h2's private dispatch, hence the pin ``h2<4.5`` and the test
-    that proves streams finish after a graceful GOAWAY.
-    """
-
-    def _receive_goaway_frame(
-        self, frame: GoAwayFrame
-    ) -> tuple[list[Any], list[h2.events.Event]]:
-        if frame.error_code != h2.errors.ErrorCodes.NO_ERROR:
-            return super()._receive_goaway_frame(frame)
-        event = h2.events.ConnectionTerminated()
-        event.error_code = h2.errors.ErrorCodes.NO_ERROR
-        event.last_stream_id = frame.last_stream_id
-        event.additional_data = frame.additional_data or None
-        return [], [event]
-
-    @property
-    def has_output(self) -> bool:
-        """Frames are queued (h2 offers no public way to ask without
-        taking them): lets a stream skip waking the writer for nothing."""
-        return bool(self._data_to_send)
-
-
 # Outbound fields are built valid by _h2_stream._request_headers (lowercase
 # names, no connection-specific fields; Headers rejects CR, LF and NUL), so
 # h2's second check of every request is skipped: it was ~10% of a request.
@@ -168,8 +136,8 @@ class HTTP2Connection:
         self._options = options
         self.counters = counters
         self.trace = trace
-        self.h2 = _GracefulH2Connection(config=_CONFIG)
         self.streams: dict[int, H2Stream] = {}
+        self.h2 = H2State(self.streams, config=_CONFIG)
         self.error: str | None = None
         self.draining = False
         self.goaway_last_id: int | None = None
@@ -263,6 +231,7 @@ class HTTP2Connection:
     def forget(self, stream: H2Stream) -> None:
         """*stream* is over (ended, reset, failed): drop it from the table."""
         if self.streams.pop(stream.stream_id, None) is not None:
+            self.h2.forget(stream.stream_id)
             self.counters.active_streams -= 1
             if self.trace is not None:
                 self.trace("stream.closed", {"stream_id": stream.stream_id})
@@ -450,5 +419,3 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, trio.Cancelled):
         return "the connection was closed by the client"
     return f"the connection failed: {exc!r}"
-
-

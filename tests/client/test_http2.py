@@ -273,11 +273,9 @@ async def test_unread_body_is_bounded_by_the_stream_window_and_stalls_no_one(
 
 def _buffered_bytes(s: tr.Session) -> int:
     """Bytes of DATA the client holds for streams, from its connections' inboxes."""
-    pool = s._pool
-    assert pool is not None
     total = 0
-    for conn in pool._ledger.books[next(iter(pool._ledger.books))].conns:
-        for stream in conn.payload.state.streams.values():
+    for conn in _h2_connections(s):
+        for stream in conn.streams.values():
             total += sum(len(e.data) for e in stream._inbox if hasattr(e, "data"))
     return total
 
@@ -502,3 +500,81 @@ async def test_upload_waits_for_window_update(
             assert server.data_bytes_received == 16384  # the stream window, not more
             server.resume_window_updates()
         assert server.requests[-1].body == body
+
+
+async def test_what_works_over_http11_works_over_http2(
+    h2_server_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    """Redirects, cookies, auth, decompression, forms, files, streamed bodies,
+    HEAD and bodiless statuses, through the same Session API."""
+    import gzip
+
+    text = "ünïcode " * 1000
+    async with (
+        h2_server(h2_server_context) as server,
+        session(client_ssl_context, auth=("user", "pw")) as s,
+    ):
+        server.route("GET", "/start", Reply(302, headers=[("location", "/cookie")]))
+        server.route("GET", "/cookie", Reply(200, headers=[("set-cookie", "sid=42; Path=/")]))
+        server.route(
+            "GET",
+            "/gz",
+            Reply(
+                200,
+                body=gzip.compress(text.encode()),
+                headers=[
+                    ("content-encoding", "gzip"),
+                    ("content-type", "text/plain; charset=utf-8"),
+                ],
+            ),
+        )
+        server.route("POST", "/form", Reply(200))
+        server.route("HEAD", "/head", Reply(200, body=b"12345"))
+        server.route("DELETE", "/gone", Reply(204))
+
+        r = await s.get(server.url + "/start")
+        assert (r.status_code, r.url.path, len(r.history)) == (200, "/cookie", 1)
+        r = await s.get(server.url + "/gz")
+        assert r.text == text and r.http_version == "HTTP/2"
+        assert server.requests[-1].header("cookie") == "sid=42"
+        assert server.requests[-1].header("authorization") == "Basic dXNlcjpwdw=="
+        await s.post(server.url + "/form", data={"a": "b c"})
+        assert server.requests[-1].body == b"a=b+c"
+        await s.post(server.url + "/form", files={"f": ("a.txt", b"file body")})
+        assert b"file body" in server.requests[-1].body
+        assert server.requests[-1].header("content-type").startswith("multipart/form-data")
+
+        async def gen() -> AsyncIterator[bytes]:
+            yield b"part1,"
+            yield b"part2"
+
+        await s.post(server.url + "/form", content=gen())
+        assert server.requests[-1].body == b"part1,part2"
+        assert server.requests[-1].header("transfer-encoding") is None  # not in HTTP/2
+        r = await s.head(server.url + "/head")
+        assert (r.headers["content-length"], r.content) == ("5", b"")
+        r = await s.delete(server.url + "/gone")
+        assert (r.status_code, r.content) == (204, b"")
+        assert server.connections_accepted == 1
+        assert_pool_clean(s)
+
+
+async def test_h2_state_forgets_finished_streams(
+    h2_server_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    """H2State counts open streams from our table and drops ended ones
+    itself (h2 would walk every stream per request to do both)."""
+    async with h2_server(h2_server_context) as server, session(client_ssl_context) as s:
+        server.route("GET", "/", Reply(200, body=b"ok"))
+        server.route("GET", "/never", Reply(no_response=True))
+        await run_all(300, 50, lambda i: s.get(server.url + "/"))
+        with trio.move_on_after(0.2):
+            await s.get(server.url + "/never")  # cancelled: reset, then forgotten
+        (conn,) = _h2_connections(s)
+        assert (len(conn.h2.streams), conn.h2.open_outbound_streams) == (0, 0)
+
+
+def _h2_connections(s: tr.Session) -> list[Any]:
+    pool = s._pool
+    assert pool is not None
+    return [c.payload.state for book in pool._ledger.books.values() for c in book.conns]
