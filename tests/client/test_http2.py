@@ -542,7 +542,7 @@ async def test_what_works_over_http11_works_over_http2(
         assert server.requests[-1].body == b"a=b+c"
         await s.post(server.url + "/form", files={"f": ("a.txt", b"file body")})
         assert b"file body" in server.requests[-1].body
-        assert server.requests[-1].header("content-type").startswith("multipart/form-data")
+        assert (server.requests[-1].header("content-type") or "").startswith("multipart/")
 
         async def gen() -> AsyncIterator[bytes]:
             yield b"part1,"
