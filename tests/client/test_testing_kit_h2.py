@@ -11,6 +11,7 @@ import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import h2.config
 import h2.connection
@@ -408,7 +409,7 @@ async def test_paused_window_updates_hold_an_upload_at_the_stream_window() -> No
             await client.read_until(announced(h2.settings.SettingCodes.INITIAL_WINDOW_SIZE, 1000))
             stream_id = await client.request("POST", "/upload", end=False)
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(client.upload, stream_id, body, True)
+                nursery.start_soon(partial(client.upload, stream_id, body, end=True))
                 with trio.fail_after(WAIT):
                     await server.wait_for_data_bytes(1000)
                 await trio.testing.wait_all_tasks_blocked()

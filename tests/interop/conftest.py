@@ -1,11 +1,11 @@
-"""Fixtures for tests against a real nginx (see tests/interop/nginx.py).
+"""Fixtures for tests against a real nginx and nghttpd (tests/interop/nginx.py, nghttpd.py).
 
 The servers are session-scoped: starting nginx costs a few tens of
 milliseconds, and each test reads the accepted-connections counter before
 and after its own traffic, so sharing a server does not blur what a test
 counts (tests in one process run one after another).
 
-nginx missing is a failure, never a skip: CI must run these tests.
+A missing server binary is a failure, never a skip: CI must run these tests.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from tests.interop import nghttpd as nghttpd_server
 from tests.interop.nginx import INSTALL_HINT, NGINX, Nginx, run_nginx
 
 
@@ -40,4 +41,16 @@ def nginx(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 def nginx_ka10(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
     """nginx that closes every connection after its 10th request."""
     with _nginx(ca, tmp_path_factory.mktemp("nginx-ka10"), keepalive_requests=10) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def nghttpd(
+    ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[nghttpd_server.Nghttpd]:
+    """nghttpd over TLS (ALPN h2) with /1k.bin, /1m.bin and echoed uploads."""
+    binary = nghttpd_server.NGHTTPD
+    if not os.access(binary, os.X_OK):
+        pytest.fail(nghttpd_server.INSTALL_HINT.format(binary=binary), pytrace=False)
+    with nghttpd_server.run_nghttpd(ca=ca, workdir=tmp_path_factory.mktemp("nghttpd")) as server:
         yield server
