@@ -140,14 +140,26 @@ class H2Body:
             self._lease.release_nowait()
 
 
-class _Replayable(Exception):
-    """The exchange failed in a way that let the server not act on the
-    request: send it again on another connection (internal)."""
+class Unprocessed(Exception):
+    """The exchange failed in a way that left the server not acting on the
+    request: the Session may send it again, whatever its method, within
+    ``Retry.unprocessed`` (internal; never reaches the user).
 
-    def __init__(self, error: RequestError, reason: str) -> None:
+    Attributes:
+        error: what to raise if it may not be sent again.
+        reason: for the ``retry`` trace event.
+        wait: back off first (the server said it is overloaded).
+        downgrade: send it over HTTP/1.1 (the server said so).
+    """
+
+    def __init__(
+        self, error: RequestError, reason: str, *, wait: bool = False, downgrade: bool = False
+    ) -> None:
         super().__init__(reason)
         self.error = error
         self.reason = reason
+        self.wait = wait
+        self.downgrade = downgrade
 
 
 class Exchanger:
@@ -159,34 +171,29 @@ class Exchanger:
         self._trace = trace
 
     async def send(self, request: Request, endpoint: cp.Endpoint, timeout: Timeout) -> Response:
-        """One exchange, plus the transparent retry of a request the server
-        cannot have acted on: one that met a keep-alive connection the
-        server had already closed (it failed before a byte of response
-        arrived, and is idempotent or was never fully written: the rule Go's
-        net/http follows), or an HTTP/2 stream the server refused or left
-        above a GOAWAY's last stream id. Bounded, so a server that refuses
-        everything still gets an answer."""
-        replays = self._pool.config.max_connections_per_endpoint + 1
-        while True:
-            try:
-                lease = await self._pool.acquire(
-                    endpoint,
-                    pool_timeout=timeout.pool,
-                    connect_timeout=timeout.connect,
-                    trace=self._trace,
-                )
-            except cp.PoolError as exc:
-                raise _mapped(exc, request) from exc
-            try:
-                if isinstance(lease.state, HTTP2Connection):
-                    return await self._exchange_h2(lease, lease.state, request, timeout)
-                return await self._exchange(lease, lease.state, request, timeout)
-            except _Replayable as replay:
-                if not replays:
-                    raise replay.error from replay.error.__cause__
-                replays -= 1
-                if self._trace is not None:
-                    self._trace("retry", {"reason": replay.reason})
+        """One exchange on a leased connection.
+
+        Raises:
+            Unprocessed: the server cannot have acted on the request: it met
+                a keep-alive connection the server had already closed (it
+                failed before a byte of response arrived, and is idempotent
+                or was never fully written: the rule Go's net/http follows),
+                or an HTTP/2 stream the server refused or left above a
+                GOAWAY's last stream id.
+            RequestError: anything else.
+        """
+        try:
+            lease = await self._pool.acquire(
+                endpoint,
+                pool_timeout=timeout.pool,
+                connect_timeout=timeout.connect,
+                trace=self._trace,
+            )
+        except cp.PoolError as exc:
+            raise _mapped(exc, request) from exc
+        if isinstance(lease.state, HTTP2Connection):
+            return await self._exchange_h2(lease, lease.state, request, timeout)
+        return await self._exchange(lease, lease.state, request, timeout)
 
     async def _exchange(
         self,
@@ -207,7 +214,7 @@ class Exchanger:
                 await lease.discard()
             stale = lease.reused and conn.nothing_received
             if isinstance(exc, RemoteProtocolError) and stale and _safe(request, conn.request_sent):
-                raise _Replayable(exc, "keep-alive connection closed by the server") from exc
+                raise Unprocessed(exc, "keep-alive connection closed by the server") from exc
             raise
         response.elapsed = datetime.timedelta(seconds=trio.current_time() - start)
         return response
@@ -225,7 +232,7 @@ class Exchanger:
         except BaseException as exc:
             lease.release_nowait()
             if isinstance(exc, StreamRefused):
-                raise _Replayable(RemoteProtocolError(str(exc), request=request), str(exc)) from exc
+                raise _unprocessed(exc, request) from exc
             raise
         try:
             await stream.send_body(timeout.write)
@@ -311,18 +318,18 @@ def _safe(request: Request, fully_sent: bool) -> bool:
 
 def _replay_h2(
     exc: BaseException, request: Request, stream: H2Stream, *, reused: bool
-) -> _Replayable | None:
+) -> Unprocessed | None:
     """A replay, if the server cannot have processed the failed HTTP/2
     exchange; None if *exc* stands."""
     if isinstance(exc, StreamRefused):
-        return _Replayable(RemoteProtocolError(str(exc), request=request), str(exc))
+        return _unprocessed(exc, request)
     if (
         isinstance(exc, RemoteProtocolError)
         and reused
         and stream.nothing_received
         and _safe(request, stream.local_ended)
     ):
-        return _Replayable(exc, "HTTP/2 connection lost before the response")
+        return Unprocessed(exc, "HTTP/2 connection lost before the response")
     return None
 
 
@@ -332,3 +339,9 @@ def _reason_phrase(status: int) -> str:
         return http.HTTPStatus(status).phrase
     except ValueError:
         return ""
+
+
+def _unprocessed(refused: StreamRefused, request: Request) -> Unprocessed:
+    return Unprocessed(
+        refused.error(request), str(refused), wait=refused.wait, downgrade=refused.downgrade
+    )

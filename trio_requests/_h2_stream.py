@@ -32,12 +32,32 @@ _DROPPED = frozenset(
 )
 _REFUSED = h2.errors.ErrorCodes.REFUSED_STREAM
 _CANCEL = h2.errors.ErrorCodes.CANCEL
+_HTTP_1_1_REQUIRED = h2.errors.ErrorCodes.HTTP_1_1_REQUIRED
 
 
 class StreamRefused(Exception):
     """The server did not process the request (GOAWAY above its last stream,
-    REFUSED_STREAM, or the connection could take no stream): any method may
-    be retried on another connection. Internal: never reaches the user."""
+    REFUSED_STREAM, HTTP_1_1_REQUIRED, or the connection could take no
+    stream): any method may be sent again. Internal: the Session replays it,
+    or raises what :meth:`error` makes once it may not.
+
+    Attributes:
+        error_code: the RST_STREAM code, if the server reset the stream.
+        wait: back off before the replay (the server said it is busy).
+        downgrade: replay over HTTP/1.1 (HTTP_1_1_REQUIRED).
+    """
+
+    def __init__(self, reason: str, error_code: int | None = None) -> None:
+        super().__init__(reason)
+        self.error_code = error_code
+        self.wait = error_code == _REFUSED
+        self.downgrade = error_code == _HTTP_1_1_REQUIRED
+
+    def error(self, request: Request) -> RemoteProtocolError | StreamReset:
+        """The public exception for a request that may not be replayed."""
+        if self.error_code is None:
+            return RemoteProtocolError(str(self), request=request)
+        return StreamReset(str(self), error_code=self.error_code, request=request)
 
 
 class _Lost:
@@ -302,8 +322,8 @@ class H2Stream:
             return RemoteProtocolError(event.reason, request=self.request)
         if isinstance(event, h2.events.StreamReset):
             code = event.error_code
-            if code == _REFUSED:
-                return StreamRefused("the server refused the stream (REFUSED_STREAM)")
+            if code in (_REFUSED, _HTTP_1_1_REQUIRED):
+                return StreamRefused(f"the server reset the stream with {code_name(code)}", code)
             return StreamReset(
                 f"the server reset the stream with {code_name(code)}",
                 error_code=int(code),

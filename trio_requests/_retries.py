@@ -69,7 +69,17 @@ class Retry:
             (RFC 9110 §10.2.3) instead of the backoff.
         retry_after_max: never wait longer than this on a server's say-so,
             so a ``Retry-After: 86400`` cannot stall the caller for a day.
+        unprocessed: retries of a request the server provably did not
+            process: an HTTP/2 stream above a GOAWAY's last stream id or
+            refused with REFUSED_STREAM or HTTP_1_1_REQUIRED, a request that
+            met a keep-alive connection the server had closed. They are safe
+            for every method, so they do not use up ``total`` (a server
+            that restarts or rotates connections is not a failure); this
+            caps them on their own, so a server refusing everything still
+            gets an answer. REFUSED_STREAM waits the backoff first; the
+            others go at once to another connection.
         retries_made: retries already made; set by :meth:`increment`.
+        unprocessed_made: replays of unprocessed requests already made.
 
     Raises:
         ValueError: a field has the wrong type or a negative value; the
@@ -84,11 +94,13 @@ class Retry:
     allowed_methods: frozenset[str] = IDEMPOTENT_METHODS
     respect_retry_after: bool = True
     retry_after_max: float = 120.0
+    unprocessed: int = 5
     retries_made: int = 0
+    unprocessed_made: int = 0
 
     def __post_init__(self) -> None:
-        _number("total", self.total, integer=True)
-        _number("retries_made", self.retries_made, integer=True)
+        for name in ("total", "unprocessed", "retries_made", "unprocessed_made"):
+            _number(name, getattr(self, name), integer=True)
         for name in ("backoff_factor", "backoff_max", "backoff_jitter", "retry_after_max"):
             _number(name, getattr(self, name))
         statuses = _frozen("status_forcelist", self.status_forcelist)
@@ -120,6 +132,15 @@ class Retry:
         """A copy that has used one more retry."""
         return replace(self, retries_made=self.retries_made + 1)
 
+    @property
+    def unprocessed_exhausted(self) -> bool:
+        """True when no replay of an unprocessed request is left."""
+        return self.unprocessed_made >= self.unprocessed
+
+    def increment_unprocessed(self) -> Retry:
+        """A copy that has used one more replay of an unprocessed request."""
+        return replace(self, unprocessed_made=self.unprocessed_made + 1)
+
     def is_method_retryable(self, method: str) -> bool:
         """May a request with this method be sent again after it may have
         reached the server?"""
@@ -130,11 +151,13 @@ class Retry:
         method to be retryable: a 503 to a POST may still have acted."""
         return status in self.status_forcelist and self.is_method_retryable(method)
 
-    def backoff(self) -> float:
+    def backoff(self, made: int | None = None) -> float:
         """Seconds to wait before the next retry:
-        ``min(backoff_factor * 2**retries_made, backoff_max)`` plus jitter."""
+        ``min(backoff_factor * 2**made, backoff_max)`` plus jitter, where
+        *made* is ``retries_made`` unless given."""
+        made = self.retries_made if made is None else made
         # The exponent is bounded so a long-lived count cannot overflow a float.
-        wait = min(self.backoff_factor * 2.0 ** min(self.retries_made, 64), self.backoff_max)
+        wait = min(self.backoff_factor * 2.0 ** min(made, 64), self.backoff_max)
         if self.backoff_jitter:
             wait += random.uniform(0.0, self.backoff_jitter)
         return wait

@@ -29,7 +29,7 @@ from ._errors import (
     TLSError,
     TooManyRedirects,
 )
-from ._exchange import Exchanger, Trace
+from ._exchange import Exchanger, Trace, Unprocessed
 from ._handler import HTTPHandler
 from ._headers import HeaderInput, Headers
 from ._http2 import H2Counters, H2Options
@@ -172,6 +172,8 @@ class Session:
         self._pool_config = pool or cp.PoolConfig(connect_timeout=None)
         self._ssl_context = _ssl_context(verify)
         self._endpoints: dict[tuple[str, str, int], cp.Endpoint] = {}
+        #: origins whose server said HTTP_1_1_REQUIRED: the protocol hint "h1"
+        self._http11_only: set[tuple[str, str, int]] = set()
         self._stack: AsyncExitStack | None = None
         self._exchanger: Exchanger | None = None
         self._pool: cp.Pool[Any] | None = None
@@ -351,6 +353,17 @@ class Session:
         while True:
             try:
                 response = await self._send_once(request, timeout)
+            except Unprocessed as replay:
+                if retry.unprocessed_exhausted or not request.replayable:
+                    raise replay.error from replay.error.__cause__
+                delay = retry.backoff(retry.unprocessed_made) if replay.wait else 0.0
+                reason = replay.reason
+                retry = retry.increment_unprocessed()
+                if replay.downgrade:
+                    self._downgrade(request.url)
+                self._count_retry(reason, delay)
+                await trio.sleep(delay)
+                continue
             except (ConnectError, ReadTimeout, RemoteProtocolError) as exc:
                 if not self._may_retry(retry, request, exc):
                     raise
@@ -367,10 +380,20 @@ class Session:
                 reason = f"status {response.status_code}"
                 await response.aclose()
             retry = retry.increment()
-            self._retries_made += 1
-            if self._trace is not None:
-                self._trace("retry", {"reason": reason, "sleep": delay})
+            self._count_retry(reason, delay)
             await trio.sleep(delay)
+
+    def _count_retry(self, reason: str, delay: float) -> None:
+        self._retries_made += 1
+        if self._trace is not None:
+            self._trace("retry", {"reason": reason, "sleep": delay})
+
+    def _downgrade(self, url: URL) -> None:
+        """The server answered HTTP_1_1_REQUIRED: from now on, connections
+        to this origin offer HTTP/1.1 only (RFC 9113 §7)."""
+        if url.scheme == "https" and url.origin not in self._http11_only:
+            self._http11_only.add(url.origin)
+            self._endpoints.pop(url.origin, None)
 
     def _may_retry(self, retry: Retry, request: Request, exc: RequestError) -> bool:
         if retry.exhausted or not request.replayable or isinstance(exc, TLSError):
@@ -416,13 +439,14 @@ class Session:
         endpoint = self._endpoints.get(key)
         if endpoint is None:
             tls = None
+            h2 = self._http2 and key not in self._http11_only
             if url.scheme == "https":
-                alpn = ("h2", "http/1.1") if self._http2 else ("http/1.1",)
+                alpn = ("h2", "http/1.1") if h2 else ("http/1.1",)
                 tls = cp.TLSConfig(
                     ssl_context=self._ssl_context, alpn=alpn, server_hostname=url.host
                 )
             endpoint = self._endpoints[key] = cp.Endpoint(url.host, url.port, tls=tls)
-            may_speak_h2 = self._http2 if tls is not None else self._prior_knowledge
+            may_speak_h2 = h2 if tls is not None else self._prior_knowledge
             if not may_speak_h2 and self._pool is not None:
                 self._pool.hint(endpoint, multiplexed=False)
         return endpoint

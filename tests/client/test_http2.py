@@ -578,3 +578,24 @@ def _h2_connections(s: tr.Session) -> list[Any]:
     pool = s._pool
     assert pool is not None
     return [c.payload.state for book in pool._ledger.books.values() for c in book.conns]
+
+
+async def test_refused_streams_are_counted_traced_and_bounded(
+    h2_server_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    refused = ResetStream(h2.errors.ErrorCodes.REFUSED_STREAM)
+    events: list[tuple[str, dict[str, Any]]] = []
+    retry = tr.Retry(total=0, unprocessed=2, backoff_factor=0.001)
+    async with (
+        h2_server(h2_server_context) as server,
+        session(client_ssl_context, retries=retry, trace=lambda e, i: events.append((e, i))) as s,
+    ):
+        server.route("GET", "/busy", refused)
+        with pytest.raises(tr.StreamReset) as info:
+            await s.get(server.url + "/busy")
+        assert info.value.error_code == h2.errors.ErrorCodes.REFUSED_STREAM
+        assert len(server.requests) == 3  # the first try and two replays
+        assert s.stats().retries_count == 2
+        reasons = [i["reason"] for e, i in events if e == "retry"]
+        assert reasons == ["the server reset the stream with REFUSED_STREAM"] * 2
+        assert all(i["sleep"] > 0 for e, i in events if e == "retry")  # it backs off
