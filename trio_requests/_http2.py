@@ -168,6 +168,9 @@ class HTTP2Connection:
                 _SETTINGS.MAX_HEADER_LIST_SIZE: self._options.max_header_bytes,
             },
         )
+        # h2 applies a changed MAX_HEADER_LIST_SIZE to its decoder only when
+        # the peer acknowledges it; initial values it takes as they are.
+        self.h2.decoder.max_header_list_size = self._options.max_header_bytes
         self.h2.initiate_connection()
         self.h2.increment_flow_control_window(self._options.connection_window - 65535)
         try:
@@ -320,11 +323,17 @@ class HTTP2Connection:
                 events = self.h2.receive_data(bytes(data))
             except h2.exceptions.ProtocolError as exc:
                 self.kick()  # h2 queued a GOAWAY saying why
-                raise _Known(f"the server broke the HTTP/2 protocol: {exc!r}") from exc
+                raise _Known(self._violation(exc)) from exc
             self._dispatch(events)
             self.kick()  # SETTINGS and PING acknowledgements, window updates
             if self.error is not None:
                 return
+
+    def _violation(self, exc: h2.exceptions.ProtocolError) -> str:
+        if isinstance(exc, h2.exceptions.DenialOfServiceError):
+            limit = self._options.max_header_bytes
+            return f"invalid response: a header block larger than max_header_bytes={limit} ({exc})"
+        return f"the server broke the HTTP/2 protocol: {exc!r}"
 
     def _dispatch(self, events: list[h2.events.Event]) -> None:
         for event in events:
