@@ -92,9 +92,10 @@ class H2Options:
 class H2Counters:
     """HTTP/2 activity of one Session, shared by its connections."""
 
-    __slots__ = ("active_streams", "connections", "max_concurrent", "total_streams")
+    __slots__ = ("active_streams", "connections", "goaways", "max_concurrent", "total_streams")
 
     def __init__(self) -> None:
+        self.goaways = 0
         self.connections = 0
         self.total_streams = 0
         self.active_streams = 0
@@ -378,6 +379,7 @@ class HTTP2Connection:
         elsewhere. After an error GOAWAY the rest fail too."""
         last_id = event.last_stream_id if event.last_stream_id is not None else 2**31
         self.goaway_last_id = last_id
+        self.counters.goaways += 1
         self.draining = True
         for stream in list(self.streams.values()):
             if stream.stream_id > last_id:

@@ -60,12 +60,14 @@ class H2Stats:
         active_streams: streams in flight now.
         max_concurrent: the most streams that were open at once on one
             connection: how far requests were multiplexed.
+        goaways: GOAWAY frames received (servers closing connections).
     """
 
     connections: int
     total_streams: int
     active_streams: int
     max_concurrent: int
+    goaways: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -220,6 +222,7 @@ class Session:
                 total_streams=counters.total_streams,
                 active_streams=counters.active_streams,
                 max_concurrent=counters.max_concurrent,
+                goaways=counters.goaways,
             )
         return SessionStats(
             requests_made=self._requests,

@@ -381,6 +381,7 @@ async def test_graceful_goaway_lets_streams_in_flight_finish(
         assert bodies == [b"y" * 200_000] * 5
         assert (await s.get(server.url + "/ok")).content == b"fine"
         assert server.connections_accepted == 2
+        assert s.stats().h2.goaways == 1  # type: ignore[union-attr]
         assert_pool_clean(s)
 
 
