@@ -323,12 +323,11 @@ def _replay_h2(
     exchange; None if *exc* stands."""
     if isinstance(exc, StreamRefused):
         return _unprocessed(exc, request)
-    if (
-        isinstance(exc, RemoteProtocolError)
-        and reused
-        and stream.nothing_received
-        and _safe(request, stream.local_ended)
-    ):
+    if not (isinstance(exc, RemoteProtocolError) and stream.nothing_received):
+        return None
+    if stream.never_sent():
+        return Unprocessed(exc, "the HTTP/2 connection was lost before the request was sent")
+    if reused and _safe(request, stream.local_ended):
         return Unprocessed(exc, "HTTP/2 connection lost before the response")
     return None
 

@@ -91,6 +91,7 @@ class H2Stream:
         "_ready",
         "_unsent",
         "closed",
+        "headers_ticket",
         "local_ended",
         "nothing_received",
         "remote_ended",
@@ -115,6 +116,7 @@ class H2Stream:
         self.remote_ended = False
         self.reset_code: int | None = None
         self.closed = False
+        self.headers_ticket = 0  # the writer's ticket for our HEADERS
         self.trailers = Headers()
 
     # -- the reader's side ------------------------------------------------------
@@ -165,7 +167,7 @@ class H2Stream:
             if not self._unsent:
                 h2c.end_stream(self.stream_id)
                 self.local_ended = True
-        self._conn.kick()
+        self.headers_ticket = self._conn.kick()
 
     async def send_body(self, write_timeout: float | None) -> None:
         """Send what :meth:`send_headers` could not, within the peer's flow
@@ -193,6 +195,10 @@ class H2Stream:
             # The stream was reset or answered, or the connection ended,
             # while we sent: reading the response says which.
             pass
+
+    def never_sent(self) -> bool:
+        """The connection failed before a byte of this request was written."""
+        return self._conn.never_sent(self.headers_ticket)
 
     @property
     def _upload_stopped(self) -> bool:

@@ -146,6 +146,7 @@ class HTTP2Connection:
         # The writer: requests bump _queued and set _wake; the writer
         # sets _written to the _queued it has sent and fires _flushed.
         self._queued = 0
+        self._sending = 0  # the ticket of the write under way (or last begun)
         self._written = 0
         self._wake = trio.Event()
         self._flushed = trio.Event()
@@ -257,6 +258,11 @@ class HTTP2Connection:
         self._wake.set()
         return self._queued
 
+    def never_sent(self, ticket: int) -> bool:
+        """Nothing queued at *ticket* reached the socket: no write holding it
+        even began, so the server cannot have seen it."""
+        return ticket > self._sending
+
     async def flush(self, timeout: float | None = None, request: Request | None = None) -> None:
         """Wait until what is queued now is written (backpressure for uploads)."""
         ticket = self.kick()
@@ -272,7 +278,7 @@ class HTTP2Connection:
             while True:
                 await self._wake.wait()
                 self._wake = trio.Event()
-                ticket = self._queued
+                ticket = self._sending = self._queued
                 data = self.h2.data_to_send()
                 if data:
                     await self._stream.send_all(data)
