@@ -62,7 +62,7 @@ def _mapped(exc: cp.PoolError, request: Request) -> RequestError:
 class H11Body:
     """The body of an HTTP/1.1 response, read from its leased connection."""
 
-    __slots__ = ("_conn", "_done", "_lease", "_read_timeout", "_request")
+    __slots__ = ("_conn", "_done", "_lease", "_read_timeout", "_request", "trailers")
 
     def __init__(
         self,
@@ -76,12 +76,13 @@ class H11Body:
         self._request = request
         self._read_timeout = read_timeout
         self._done = False
+        self.trailers = Headers()
 
     async def receive_some(self) -> bytes:
         if self._done:
             return b""
         try:
-            data = await self._conn.receive_body(self._request, self._read_timeout)
+            data = await self._conn.receive_body(self._request, self._read_timeout, self.trailers)
         except BaseException:
             self._end(reusable=False)
             raise
@@ -300,15 +301,18 @@ class Exchanger:
                 "response.headers_received",
                 {"status": head.status_code, "http_version": http_version},
             )
-        return Response(
+        body = H11Body(lease, conn, request, timeout.read)
+        response = Response(
             head.status_code,
             request=request,
             headers=headers,
             reason=head.reason.decode("latin-1"),
             http_version=http_version,
-            stream=H11Body(lease, conn, request, timeout.read),
+            stream=body,
             decoder=self._decoder(headers),
         )
+        response.trailers = body.trailers
+        return response
 
 
 def _safe(request: Request, fully_sent: bool) -> bool:

@@ -16,6 +16,7 @@ import h11
 import trio
 
 from ._errors import LocalProtocolError, ReadTimeout, RemoteProtocolError, WriteTimeout
+from ._headers import Headers
 from ._models import Request
 
 #: Bytes asked of the socket per read: large enough that a 1 MiB body takes
@@ -141,12 +142,17 @@ class HTTP11Connection:
                 request=request,
             )
 
-    async def receive_body(self, request: Request, read_timeout: float | None) -> bytes:
-        """The next piece of the body; b"" once it is complete."""
+    async def receive_body(
+        self, request: Request, read_timeout: float | None, trailers: Headers
+    ) -> bytes:
+        """The next piece of the body; b"" once it is complete (then the
+        chunked body's trailer fields, if any, are added to *trailers*)."""
         event = await self._next_event(request, read_timeout)
         if isinstance(event, h11.Data):
             return bytes(event.data)
         if isinstance(event, h11.EndOfMessage):
+            for name, value in event.headers.raw_items():
+                trailers.add(name.decode("latin-1"), value.decode("latin-1"))
             return b""
         raise self._unexpected(event, request)
 

@@ -259,3 +259,15 @@ async def test_invalid_urls_fail_before_any_io(server: H11Server) -> None:
         with pytest.raises(tr.LocalProtocolError, match="CR, LF"):
             await s.get(server.url + "/", headers={"X-Evil": "a\r\nInjected: yes"})
     assert server.connections_accepted == 0
+
+
+async def test_chunked_trailers_are_kept(server: H11Server) -> None:
+    raw = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n"
+        b"3\r\nabc\r\n0\r\nX-Checksum: 900150983cd2\r\n\r\n"
+    )
+    server.route("GET", "/", Reply(raw=raw, keep_open=True))
+    async with tr.Session() as s:
+        r = await s.get(server.url + "/")
+        assert r.content == b"abc"
+        assert r.trailers["x-checksum"] == "900150983cd2"
