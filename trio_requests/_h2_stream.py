@@ -319,7 +319,7 @@ class H2Stream:
                 f"max_header_count={self._max_header_count}",
                 request=self.request,
             )
-        return status, Headers.from_raw(fields)
+        return status, Headers.from_raw(fields, lowercase=True)
 
     def _failure(self, event: Item) -> Exception:
         if isinstance(event, _Refused):
@@ -342,18 +342,21 @@ def _request_headers(request: Request) -> list[tuple[bytes, bytes]]:
     """HTTP/2 header fields: pseudo-fields first, names lowercase, and no
     connection-specific fields (RFC 9113 §8.2.2, §8.3.1)."""
     url = request.url
-    authority = request.headers.get("host") or url.authority
+    authority = url.authority.encode("ascii")
     fields = [
         (b":method", request.method.encode("ascii")),
         (b":scheme", url.scheme.encode("ascii")),
-        (b":authority", authority.encode("ascii")),
+        (b":authority", authority),
         (b":path", url.target.encode("ascii")),
     ]
-    for name, value in request.headers.raw():
-        lower = name.lower()
-        if lower in _DROPPED or (lower == b"te" and value.lower() != b"trailers"):
+    for name, value in request.headers.raw(lowercase=True):
+        if name in _DROPPED:
+            if name == b"host":  # a Host the caller set wins (RFC 9113 §8.3.1)
+                fields[2] = (b":authority", value)
             continue
-        fields.append((lower, value))
+        if name == b"te" and value.lower() != b"trailers":
+            continue
+        fields.append((name, value))
     return fields
 
 

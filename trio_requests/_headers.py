@@ -34,13 +34,21 @@ class Headers(MutableMapping[str, str]):
             self.add(name, value)
 
     @classmethod
-    def from_raw(cls, raw: Iterable[tuple[bytes, bytes]]) -> Headers:
+    def from_raw(cls, raw: Iterable[tuple[bytes, bytes]], *, lowercase: bool = False) -> Headers:
         """From h11/h2 pairs (already validated by the parser); latin-1
-        decoding is lossless, as RFC 9110 §5.5 advises for field values."""
+        decoding is lossless, as RFC 9110 §5.5 advises for field values.
+        *lowercase*: the names are known to be lowercase (HTTP/2 requires it)."""
         headers = cls()
-        headers._items = [
-            (n.decode("latin-1").lower(), n.decode("latin-1"), v.decode("latin-1")) for n, v in raw
-        ]
+        if lowercase:
+            items = headers._items
+            for n, v in raw:
+                name = n.decode("latin-1")
+                items.append((name, name, v.decode("latin-1")))
+        else:
+            headers._items = [
+                (n.decode("latin-1").lower(), n.decode("latin-1"), v.decode("latin-1"))
+                for n, v in raw
+            ]
         return headers
 
     def add(self, name: str, value: str) -> None:
@@ -55,12 +63,13 @@ class Headers(MutableMapping[str, str]):
     def multi_items(self) -> list[tuple[str, str]]:
         return [(n, v) for _, n, v in self._items]
 
-    def raw(self) -> list[tuple[bytes, bytes]]:
-        """Encoded for the wire (names ASCII, values latin-1)."""
+    def raw(self, *, lowercase: bool = False) -> list[tuple[bytes, bytes]]:
+        """Encoded for the wire (names ASCII, values latin-1); *lowercase*
+        names for HTTP/2."""
         out = []
-        for _, name, value in self._items:
+        for key, name, value in self._items:
             try:
-                out.append((name.encode("ascii"), value.encode("latin-1")))
+                out.append(((key if lowercase else name).encode("ascii"), value.encode("latin-1")))
             except UnicodeEncodeError as exc:
                 raise LocalProtocolError(
                     f"header {name!r} has characters that cannot be sent: {value!r}"
