@@ -23,10 +23,14 @@ from tests.interop.nginx import INSTALL_HINT, NGINX, Nginx, run_nginx
 
 
 @contextmanager
-def _nginx(ca: trustme.CA, workdir: Path, keepalive_requests: int) -> Iterator[Nginx]:
+def _nginx(
+    ca: trustme.CA, workdir: Path, keepalive_requests: int, *, access_log: bool = False
+) -> Iterator[Nginx]:
     if not os.access(NGINX, os.X_OK):
         pytest.fail(INSTALL_HINT.format(binary=NGINX), pytrace=False)
-    with run_nginx(keepalive_requests=keepalive_requests, ca=ca, workdir=workdir) as server:
+    with run_nginx(
+        keepalive_requests=keepalive_requests, access_log=access_log, ca=ca, workdir=workdir
+    ) as server:
         yield server
 
 
@@ -41,6 +45,15 @@ def nginx(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 def nginx_ka10(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
     """nginx that closes every connection after its 10th request."""
     with _nginx(ca, tmp_path_factory.mktemp("nginx-ka10"), keepalive_requests=10) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def nginx_ka100(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
+    """nginx that ends every connection after its 100th request (over HTTP/2:
+    a GOAWAY), and logs each TLS request's URI and status (``access_log``)."""
+    workdir = tmp_path_factory.mktemp("nginx-ka100")
+    with _nginx(ca, workdir, keepalive_requests=100, access_log=True) as server:
         yield server
 
 

@@ -13,7 +13,16 @@ What the server offers (on 127.0.0.1 only):
   ALPN ``h2`` and ``http/1.1`` (clients that offer only ``http/1.1`` get it);
 * on both: ``/1k.bin`` (1024 bytes) and ``/1m.bin`` (1 MiB) as static files,
   ``/upload`` which answers ``200`` with the number of body bytes nginx received,
-  and ``/discard`` which answers ``200 ok`` without a handler reading the body.
+  and ``/discard`` which answers ``200 ok`` without a handler reading the body;
+* on the TLS listener: ``/small?id=N``, which answers ``200`` with the body
+  ``N\n`` (text/plain), so that each response can be matched to its request.
+
+Access log: ``run_nginx(access_log=True)`` makes the TLS listener log every
+request as one line ``<request URI> <status>`` to :attr:`Nginx.access_log`.
+nginx writes each line when the request ends (no ``buffer=``), but that can be
+a moment after the client has the whole response: :meth:`Nginx.read_access_log`
+waits, boundedly, for the lines a test expects. It is off by default, so the
+benchmark pays no write per request.
 
 Uploads: nginx's ``return`` never reads a request body; the core discards it
 (reads and drops it, after answering, so the connection stays usable for
@@ -159,6 +168,9 @@ class Nginx:
     ca_path: Path
     keepalive_requests: int
     version: tuple[int, int, int]
+    #: the TLS listener's access log (``<request URI> <status>`` lines), or
+    #: None if :func:`run_nginx` was not asked for one.
+    access_log: Path | None = None
     _probes: int = field(default=0, repr=False)
 
     @property
@@ -176,6 +188,43 @@ class Nginx:
     @property
     def error_log(self) -> Path:
         return self.prefix / "error.log"
+
+    def access_log_size(self) -> int:
+        """The access log's length in bytes now: pass it to
+        :meth:`read_access_log` to read only the lines logged after this."""
+        log = self._access_log_path()
+        return log.stat().st_size if log.exists() else 0
+
+    async def read_access_log(
+        self, offset: int = 0, *, expect: int = 0, timeout: float = STATUS_TIMEOUT
+    ) -> list[str]:
+        """The access log lines from byte *offset* on (see :meth:`access_log_size`).
+
+        nginx logs a request when it frees it, which on HTTP/2 is just after
+        it wrote the last frame, so the client may be done a moment before
+        the line is: this polls (every 10 ms, for at most *timeout* seconds)
+        until there are at least *expect* lines, then returns what is there,
+        fewer if the time ran out (the caller's assertions say what is missing).
+        """
+        log = self._access_log_path()
+        lines: list[str] = []
+        with trio.move_on_after(timeout):
+            while True:
+                if log.exists():
+                    with log.open("rb") as file:
+                        file.seek(offset)
+                        text = file.read().decode("ascii", "replace")
+                    # A line nginx is still writing has no newline yet: leave it.
+                    lines = text[: text.rfind("\n") + 1].splitlines()
+                if len(lines) >= expect:
+                    break
+                await trio.sleep(0.01)
+        return lines
+
+    def _access_log_path(self) -> Path:
+        if self.access_log is None:
+            raise NginxFailed("this nginx keeps no access log: use run_nginx(access_log=True)")
+        return self.access_log
 
     def client_ssl_context(self) -> ssl.SSLContext:
         """A verifying client context that trusts only this server's CA."""
@@ -254,9 +303,12 @@ def render_config(
     sink_port: int,
     keepalive_requests: int,
     version: tuple[int, int, int],
+    access_log: Path | None = None,
 ) -> str:
     """The whole nginx.conf. Every path nginx writes is inside *prefix*
-    (nginx running as root would otherwise use /var/lib/nginx and /var/log)."""
+    (nginx running as root would otherwise use /var/lib/nginx and /var/log).
+    With *access_log*, the TLS listener logs ``<request URI> <status>`` there."""
+    tls_log = f"access_log {access_log} uri_status;" if access_log is not None else ""
     locations = f"""
         location = /1k.bin {{ }}
         location = /1m.bin {{ }}
@@ -284,6 +336,7 @@ events {{
 
 http {{
     access_log off;
+    log_format uri_status '$request_uri $status';
     default_type application/octet-stream;
     sendfile on;
     tcp_nodelay on;
@@ -307,7 +360,12 @@ http {{
         server_name localhost;
         ssl_certificate {prefix}/server.pem;
         ssl_certificate_key {prefix}/server.key;
-        ssl_protocols TLSv1.2 TLSv1.3;{locations}
+        ssl_protocols TLSv1.2 TLSv1.3;
+        {tls_log}
+        location = /small {{
+            default_type text/plain;
+            return 200 "$arg_id\n";
+        }}{locations}
     }}
 
     server {{
@@ -388,6 +446,7 @@ def stop(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> Non
 def run_nginx(
     *,
     keepalive_requests: int = 1000,
+    access_log: bool = False,
     ca: trustme.CA | None = None,
     workdir: Path | None = None,
     binary: str = NGINX,
@@ -397,7 +456,9 @@ def run_nginx(
 
     Args:
         keepalive_requests: requests per connection before nginx closes it
-            (it sends ``Connection: close`` on the last one).
+            (it sends ``Connection: close`` on the last one; over HTTP/2, a
+            GOAWAY naming the last stream as that stream's HEADERS arrive).
+        access_log: log the TLS listener's requests to ``Nginx.access_log``.
         ca: the trustme CA that issues the server certificate (a new one if
             None); its PEM is also written to ``ca_path``.
         workdir: an empty directory to use as nginx's prefix (a new temporary
@@ -416,6 +477,7 @@ def run_nginx(
         prefix = workdir.resolve()
         authority = ca if ca is not None else trustme.CA()
         ca_path = _write_tree(prefix, authority)
+        log_path = prefix / "access.log" if access_log else None
         for attempt in range(3):  # another process may take a port we picked
             http_port, https_port, sink_port = _free_ports(3)
             conf = prefix / "nginx.conf"
@@ -427,6 +489,7 @@ def run_nginx(
                     sink_port=sink_port,
                     keepalive_requests=keepalive_requests,
                     version=version,
+                    access_log=log_path,
                 )
             )
             # -e: the early error log, before the config's error_log applies.
@@ -448,6 +511,7 @@ def run_nginx(
                 ca_path=ca_path,
                 keepalive_requests=keepalive_requests,
                 version=version,
+                access_log=log_path,
             )
             try:
                 ready = _wait_ready(server, start_timeout)
