@@ -20,7 +20,7 @@ from ._connect import IdleCheck, open_transport, peek_idle, probe_tls_idle
 from ._connection import PooledConnection
 from ._endpoint import Endpoint
 from ._errors import ConnectError, ConnectTimeout, PoolClosed, PoolError, PoolTimeout
-from ._handler import ConnectionInfo, ProtocolHandler, RawStream
+from ._handler import ConnectionInfo, Multiplexed, ProtocolHandler, RawStream
 from ._lease import Lease, LeaseContext
 from ._ledger import Ledger
 from ._stats import EndpointStats
@@ -251,6 +251,14 @@ class Pool(Generic[S]):
         connection.info._on_change = partial(self._on_changed, conn)
         self._call_user_hook(self.config.on_connection_created, connection.info)
         self._apply(work)
+        if isinstance(mode, Multiplexed) and mode.draining:
+            # Refused as it came up (an HTTP/2 GOAWAY right after the
+            # preface): a failed connect, or every acquirer would open
+            # another one at once, forever.
+            raise ConnectError(
+                f"{endpoint} closed the new connection before taking any request",
+                endpoint=endpoint,
+            )
         return grant
 
     async def _start(

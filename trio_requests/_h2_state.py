@@ -13,7 +13,7 @@ import h2.config
 import h2.connection
 import h2.errors
 import h2.events
-from hyperframe.frame import GoAwayFrame
+from hyperframe.frame import Frame, GoAwayFrame
 
 __all__ = ["H2State"]
 
@@ -28,7 +28,10 @@ class H2State(h2.connection.H2Connection):
       (python-hyper/h2 issue 1181). RFC 9113 §6.8 says a NO_ERROR GOAWAY
       only stops *new* streams. So for NO_ERROR we report the event and
       change nothing else; our connection stops opening streams itself. A
-      GOAWAY with an error code keeps h2's behaviour.
+      GOAWAY with an error code keeps h2's behaviour, except that frames
+      after it in the same read are dropped instead of raising (the peer is
+      closing; h2 would raise before returning the GOAWAY's event, and the
+      streams above its last id could not learn they may be retried).
     * **counting open streams is O(1).** h2 counts them by walking every
       stream on each new one (and deletes closed ones as it goes): O(streams)
       per request, 5% of a request at 100 streams. Our connection's table
@@ -40,6 +43,7 @@ class H2State(h2.connection.H2Connection):
     def __init__(self, in_flight: Sized, *, config: h2.config.H2Configuration) -> None:
         super().__init__(config=config)
         self._in_flight = in_flight
+        self._ended_by_peer = False
 
     @property
     def open_outbound_streams(self) -> int:
@@ -55,12 +59,18 @@ class H2State(h2.connection.H2Connection):
 
     def _receive_goaway_frame(self, frame: GoAwayFrame) -> tuple[list[Any], list[h2.events.Event]]:
         if frame.error_code != h2.errors.ErrorCodes.NO_ERROR:
+            self._ended_by_peer = True
             return super()._receive_goaway_frame(frame)
         event = h2.events.ConnectionTerminated()
         event.error_code = h2.errors.ErrorCodes.NO_ERROR
         event.last_stream_id = frame.last_stream_id
         event.additional_data = frame.additional_data or None
         return [], [event]
+
+    def _receive_frame(self, frame: Frame) -> list[h2.events.Event]:
+        if self._ended_by_peer:
+            return []
+        return super()._receive_frame(frame)
 
     @property
     def has_output(self) -> bool:
