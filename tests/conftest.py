@@ -1,11 +1,21 @@
-"""Shared fixtures: a trustme CA with server/client TLS contexts."""
+"""Shared fixtures: a trustme CA with server/client TLS contexts; hypothesis profiles."""
 
 from __future__ import annotations
 
+import os
 import ssl
 
 import pytest
 import trustme
+from hypothesis import settings
+
+# Hypothesis profiles, chosen by HYPOTHESIS_PROFILE: "default" (hypothesis's
+# own: 100 examples, which CI runs) or "slow" for deeper runs by hand:
+#   HYPOTHESIS_PROFILE=slow python -m pytest tests/client/test_http2_fault_properties.py
+# Tests whose examples are costly scale the profile's max_examples down
+# rather than fixing a count, so "slow" deepens them too.
+settings.register_profile("slow", max_examples=2000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(scope="session")

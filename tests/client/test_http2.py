@@ -331,7 +331,10 @@ async def test_refused_stream_is_retried_transparently(
         server.route("POST", "/once", [refused, Reply(200, body=b"done")])
         r = await s.post(server.url + "/once", content=b"payload")
         assert r.content == b"done"
-        assert [req.body for req in server.requests] == [b"payload", b"payload"]
+        assert [req.body for req in server.requests] == [b"payload"]  # processed once
+        assert [(r.request.body, r.reason) for r in server.refused_requests] == [
+            (b"payload", "REFUSED_STREAM")
+        ]
 
 
 async def test_dropped_connection_fails_in_flight_streams_and_the_next_request_reconnects(
@@ -595,7 +598,8 @@ async def test_refused_streams_are_counted_traced_and_bounded(
         with pytest.raises(tr.StreamReset) as info:
             await s.get(server.url + "/busy")
         assert info.value.error_code == h2.errors.ErrorCodes.REFUSED_STREAM
-        assert len(server.requests) == 3  # the first try and two replays
+        assert len(server.refused_requests) == 3  # the first try and two replays
+        assert server.requests == []  # none was processed
         assert s.stats().retries_count == 2
         reasons = [i["reason"] for e, i in events if e == "retry"]
         assert reasons == ["the server reset the stream with REFUSED_STREAM"] * 2

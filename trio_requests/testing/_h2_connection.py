@@ -4,9 +4,12 @@ Theory of operation: the connection's own task reads frames and feeds them to
 h2; every request stream gets a task in the connection's nursery, which waits
 for the request body, records the :class:`ReceivedRequest` and plays its
 :class:`Reply`. Since h2 is a sans-IO state machine, every task mutates it
-synchronously and then calls :meth:`H2Connection._flush`, which drains h2's
-whole output buffer under one lock: frames are always complete when written,
-so concurrent streams never interleave mid-frame.
+synchronously and then calls :meth:`H2Connection._flush`, which hands the
+connection's whole output to the *writer* task and waits until it is written.
+Only the writer writes, so frames are always complete when written and
+concurrent streams never interleave mid-frame; and a stream task cancelled
+mid-flush (the client reset its stream) cannot lose the frames of the other
+streams it had taken along, or break a TLS stream with a cancelled write.
 
 Bodies respect flow control (RFC 9113 §5.2): a stream task sends at most the
 window h2 allows and otherwise waits for a WINDOW_UPDATE or SETTINGS change,
@@ -20,10 +23,20 @@ stream states, so a stream leaves the count the moment h2 queues or receives
 its last frame, not when its task gets round to ending (RFC 9113 §5.1.2
 counts the open and half-closed streams against MAX_CONCURRENT_STREAMS).
 
-h2's state machine treats any GOAWAY as the end of the connection, so a
-*graceful* GOAWAY (streams up to ``last_stream_id`` still complete) is written
-as a raw hyperframe frame next to h2's output, and newer streams are refused
-with REFUSED_STREAM by the driver itself.
+Faults (``_h2_faults.py``) fire from the reader as each stream's HEADERS
+arrives, synchronously, so a GOAWAY decided at the third stream refuses a
+fourth that came in the same read. h2's state machine treats any GOAWAY as
+the end of the connection, so GOAWAY frames, and the raw bytes of
+``Reply(raw=...)``, are serialized here and queued in an *outbox* behind what
+h2 had queued before them: the wire order is the order of decisions. The
+driver itself refuses streams above a GOAWAY's last stream. Everything
+written passes an :class:`OutputMeter`, which is where a
+:class:`DropConnection` cuts the connection.
+
+Exactly-once bookkeeping: a stream is *answering* from its first response
+frame on. A GOAWAY never disowns an answering stream (its last stream id is
+raised to cover them), and abandons the others above it: their tasks are
+cancelled and their requests recorded as refused.
 
 :meth:`H2Connection.serve` returns how the transport should be closed; it never
 raises for anything the peer does. Only cancellation escapes.
@@ -44,7 +57,17 @@ import h2.settings
 import trio
 from hyperframe.frame import GoAwayFrame
 
-from ._script import Handler, ReceivedRequest, Reply
+from ._faults import reset_stream
+from ._h2_faults import (
+    MAX_STREAM_ID,
+    ChangeSettings,
+    DropConnection,
+    GoAway,
+    OutputMeter,
+    ResetRule,
+    SentGoAway,
+)
+from ._script import Handler, ReceivedRequest, Refusal, Reply
 from ._server import RECEIVE_SIZE, SERVER_HEADER, Ending
 
 if TYPE_CHECKING:
@@ -53,21 +76,46 @@ if TYPE_CHECKING:
 
 __all__ = ["H2Connection", "ResetReply"]
 
+_CODES = h2.errors.ErrorCodes
+#: The RST_STREAM codes that say "not processed, send it again" (RFC 9113 §8.7, §7).
+_REFUSALS: dict[int, Refusal] = {
+    _CODES.REFUSED_STREAM: "REFUSED_STREAM",
+    _CODES.HTTP_1_1_REQUIRED: "HTTP_1_1_REQUIRED",
+}
+_SETTINGS = h2.settings.SettingCodes
+
 
 @dataclass(frozen=True)
 class ResetReply(Reply):
     """The internal form of a ``ResetStream`` route: RST_STREAM with this code."""
 
-    error_code: int = h2.errors.ErrorCodes.INTERNAL_ERROR
+    error_code: int = _CODES.INTERNAL_ERROR
 
 
 @dataclass(eq=False)
 class _Stream:
     stream_id: int
+    ordinal: int  # 1 for the connection's first request stream
     headers: list[tuple[bytes, bytes]]
     body: list[bytes] = field(default_factory=list)
     ended: trio.Event = field(default_factory=trio.Event)
     cancel_scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    request: ReceivedRequest | None = None  # built once, when first recorded
+    processed: bool = False  # recorded in the server's requests
+    answering: bool = False  # a response frame was queued: it cannot be disowned
+    abandoned: bool = False  # above a GOAWAY's last stream before it answered
+    reset_rule: ResetRule | None = None  # matched as its HEADERS arrived
+
+    @property
+    def target(self) -> str:
+        return self.pseudo(b":path")
+
+    def pseudo(self, name: bytes) -> str:
+        return next((v.decode("latin-1") for n, v in self.headers if n == name), "")
+
+
+class _Dropped(Exception):
+    """A :class:`DropConnection` fault ended the connection: nothing more is sent."""
 
 
 class H2Connection:
@@ -80,20 +128,32 @@ class H2Connection:
         slot: ConnectionSlot,
         *,
         settings: dict[h2.settings.SettingCodes | int, int],
-        max_requests: int | None,
     ) -> None:
         self._server = server
         self._stream = stream
         self._slot = slot
         self._settings = settings
-        self._max_requests = max_requests
         config = h2.config.H2Configuration(client_side=False, header_encoding=None)
         self._conn = h2.connection.H2Connection(config=config)
         self._streams: dict[int, _Stream] = {}
-        self._requests = 0
-        self._send_lock = trio.Lock()
+        self._received = 0  # request streams received: the ordinal of the latest
+        self._highest = 0  # the highest request stream id received
+        self._answered = 0  # the highest stream id that began its answer
+        # The writer: tasks bump _queued and set _wake; it sets _written to the
+        # ticket it has sent and fires _flushed (_write_failed if it could not).
+        self._queued = 0
+        self._written = 0
+        self._wake = trio.Event()
+        self._flushed = trio.Event()
+        self._write_failed = False
+        self._outbox: list[tuple[bytes, bool]] = []  # (bytes, whole frames?) before h2's
+        self._meter = OutputMeter()
+        self._dropped = False
+        self._sealed = False  # an error GOAWAY is queued: nothing may follow it
         self._window_changed = trio.Event()
-        self._goaway_last_id: int | None = None
+        self._refuse_above: int | None = None  # a GOAWAY's last stream id, once decided
+        self._goaway_sent = False  # ... and written: the connection may end once drained
+        self._goaway_fired = False  # a GoAway fault fired (perhaps still in its delay)
         self._held_acks: list[tuple[int, int]] = []  # (flow-controlled length, stream id)
         self._reader_scope = trio.CancelScope()
         self._ending = Ending.CLOSE
@@ -103,14 +163,18 @@ class H2Connection:
         """Serve streams until the connection should end, and say how to end it."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            nursery.start_soon(self._write_frames)
             try:
                 self._conn.initiate_connection()
                 self._conn.update_settings(self._settings)
+                self._fire_triggers(0)
                 await self._flush()
                 with self._reader_scope:
                     await self._read_frames()
             except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self._ending = Ending.ABORT  # reset by the peer
+                self._lost()
+            except _Dropped:
+                pass
             finally:
                 self._nursery = None
                 nursery.cancel_scope.cancel()  # streams die with their connection
@@ -119,12 +183,12 @@ class H2Connection:
     # -- server-wide faults ----------------------------------------------------
 
     def update_settings(self, settings: dict[h2.settings.SettingCodes | int, int]) -> None:
-        """Send a SETTINGS frame now (from a sync caller: the write runs as a task)."""
+        """Send a SETTINGS frame now (from a sync caller: the writer task writes it)."""
         if self._nursery is None:
             self._settings = {**self._settings, **settings}  # for a connection not yet started
             return
         self._conn.update_settings(settings)
-        self._nursery.start_soon(self._flush_quietly)
+        self._kick()
 
     def release_window_updates(self) -> None:
         """Acknowledge the DATA held while window updates were paused (the
@@ -133,19 +197,76 @@ class H2Connection:
         for length, stream_id in held:
             self._acknowledge(length, stream_id)
         if held and self._nursery is not None:
-            self._nursery.start_soon(self._flush_quietly)
+            self._kick()
 
-    async def send_goaway(self, last_stream_id: int | None, error_code: int) -> None:
-        """Send GOAWAY: NO_ERROR finishes the streams up to ``last_stream_id`` first."""
+    async def send_goaway(
+        self,
+        last_stream_id: int | None,
+        error_code: int,
+        *,
+        two_step: bool = False,
+        delay: float = 0.0,
+    ) -> None:
+        """Send GOAWAY (two, if ``two_step``) as :class:`GoAway` describes; returns
+        once the last frame is written."""
         if self._nursery is None:
             return
-        if last_stream_id is None:
-            last_stream_id = self._conn.highest_inbound_stream_id
+        if two_step:
+            self._queue_goaway(MAX_STREAM_ID, 0)
+            await self._flush_quietly()
+        if delay:
+            await trio.sleep(delay)
+        self._decide_goaway(last_stream_id, error_code)
+        await self._finish_goaway(error_code)
+
+    # -- GOAWAY ------------------------------------------------------------------
+
+    def _start_goaway(self, fault: GoAway) -> None:
+        """A :class:`GoAway` fault fired (sync: from the reader, at a stream's HEADERS)."""
+        assert self._nursery is not None
+        if self._goaway_fired:
+            return  # one GoAway fault per connection: the first to fire
+        self._goaway_fired = True
+        if fault.two_step:
+            self._queue_goaway(MAX_STREAM_ID, 0)  # the reader flushes after its read
+        if fault.two_step or fault.delay:
+            self._nursery.start_soon(self._goaway_later, fault)
+        else:
+            self._decide_goaway(fault.last_stream_id, fault.error_code)
+            self._nursery.start_soon(self._finish_goaway, fault.error_code)
+
+    async def _goaway_later(self, fault: GoAway) -> None:
+        await trio.sleep(fault.delay)
+        self._decide_goaway(fault.last_stream_id, fault.error_code)
+        await self._finish_goaway(fault.error_code)
+
+    def _decide_goaway(self, last_stream_id: int | None, error_code: int) -> None:
+        """Fix the last stream, queue the frame, abandon the streams above it."""
+        last = self._highest if last_stream_id is None else min(last_stream_id, self._highest)
+        last = max(last, self._answered)  # an answer begun cannot be taken back
+        if self._refuse_above is not None:
+            last = min(last, self._refuse_above)  # RFC 9113 §6.8: never increase it
+        self._refuse_above = last
+        self._queue_goaway(last, error_code)
+        for stream in list(self._streams.values()):
+            if stream.stream_id > last and not (stream.answering or stream.abandoned):
+                stream.abandoned = True
+                stream.cancel_scope.cancel()
+                self._record(stream, "GOAWAY")
+
+    def _queue_goaway(self, last_stream_id: int, error_code: int) -> None:
         frame = GoAwayFrame(0, last_stream_id=last_stream_id, error_code=error_code)
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
-            await self._flush(extra=frame.serialize())
+        self._queue_raw(frame.serialize(), framed=True)
+        # RFC 9113 §5.4.1: after an error GOAWAY the connection closes; frames
+        # queued later (answers, refusals) are never sent.
+        self._sealed = self._sealed or error_code != 0
+        self._server._record_goaway(SentGoAway(self._slot.index, last_stream_id, error_code))
+
+    async def _finish_goaway(self, error_code: int) -> None:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, _Dropped):
+            await self._flush()
         # Only now may a drained connection end, so the frame is never cut off.
-        self._goaway_last_id = last_stream_id
+        self._goaway_sent = True
         if error_code or not self._streams:
             self._reader_scope.cancel()
 
@@ -223,16 +344,32 @@ class H2Connection:
 
     def _start_stream(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
         assert self._nursery is not None
-        if self._goaway_last_id is not None and stream_id > self._goaway_last_id:
-            self._conn.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+        self._received += 1
+        self._highest = stream_id
+        stream = _Stream(stream_id, self._received, headers)
+        if self._refuse_above is not None and stream_id > self._refuse_above:
+            self._conn.reset_stream(stream_id, _CODES.REFUSED_STREAM)
+            self._record(stream, "GOAWAY")
             return
-        stream = _Stream(stream_id, headers)
         self._streams[stream_id] = stream
+        # Matched here, in arrival order, so `times` goes to the earliest streams.
+        stream.reset_rule = self._server._take_reset_rule(
+            self._slot.index, stream.ordinal, stream.target
+        )
         self._nursery.start_soon(self._run_stream, stream)
-        self._requests += 1
-        if self._max_requests is not None and self._requests >= self._max_requests:
-            # nginx's keepalive_requests for h2: a graceful GOAWAY after the last one.
-            self._nursery.start_soon(self.send_goaway, stream_id, 0)
+        self._fire_triggers(self._received)
+
+    def _fire_triggers(self, received: int) -> None:
+        """Start the faults due once the connection has received ``received`` streams."""
+        for fault in self._server._faults_for(self._slot.index):
+            if isinstance(fault, GoAway) and fault.after_streams == received:
+                self._start_goaway(fault)
+            elif isinstance(fault, ChangeSettings) and fault.after_streams == received:
+                changes = {
+                    _SETTINGS.MAX_CONCURRENT_STREAMS: fault.max_concurrent_streams,
+                    _SETTINGS.INITIAL_WINDOW_SIZE: fault.initial_window_size,
+                }
+                self.update_settings({k: v for k, v in changes.items() if v is not None})
 
     # -- one stream ----------------------------------------------------------------
 
@@ -246,40 +383,71 @@ class H2Connection:
             # The script asked for something h2 refuses to send (say, a
             # connection-specific header): a bug in the test.
             self._server._record_error(exc)
-            with contextlib.suppress(h2.exceptions.ProtocolError):
-                self._conn.reset_stream(stream.stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
+            with contextlib.suppress(
+                h2.exceptions.ProtocolError, _Dropped, trio.BrokenResourceError
+            ):
+                self._conn.reset_stream(stream.stream_id, _CODES.INTERNAL_ERROR)
                 await self._flush()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            self._ending = Ending.ABORT
-            self._reader_scope.cancel()
+            self._lost()
+        except _Dropped:
+            pass
         finally:
             del self._streams[stream.stream_id]
-            if self._goaway_last_id is not None and not self._streams:
+            if self._goaway_sent and not self._streams:
                 self._reader_scope.cancel()  # a graceful GOAWAY has drained
 
     async def _serve_stream(self, stream: _Stream) -> None:
-        pseudo = {name: value for name, value in stream.headers if name.startswith(b":")}
-        method = pseudo.get(b":method", b"").decode("latin-1")
-        target = pseudo.get(b":path", b"").decode("latin-1")
+        # The checks for cancellation keep a stream that a GOAWAY abandoned while
+        # its task was runnable from going on (they yield only if cancelled).
+        await trio.lowlevel.checkpoint_if_cancelled()
+        method = stream.pseudo(b":method")
+        target = stream.target
+        rule = stream.reset_rule
+        if rule is not None:
+            if rule.delay:
+                await trio.sleep(rule.delay)
+            await self._reset(stream, rule.error_code)
+            return
         script = self._server._lookup(method, target.partition("?")[0])
         reads_body = not isinstance(script, Reply) or script.read_body
         if reads_body:
             await stream.ended.wait()
-        received = ReceivedRequest(
-            method=method,
-            target=target,
-            headers=tuple(
-                (n.decode("latin-1"), v.decode("latin-1"))
-                for n, v in stream.headers
-                if not n.startswith(b":")
-            ),
-            body=b"".join(stream.body) if reads_body else b"",
-            http_version="HTTP/2",
-            connection_index=self._slot.index,
-        )
-        self._server._record_request(received)
-        reply = script if isinstance(script, Reply) else await self._run_handler(script, received)
-        await self._answer(stream.stream_id, reply, head_only=method == "HEAD")
+        await trio.lowlevel.checkpoint_if_cancelled()
+        if not (isinstance(script, ResetReply) and script.error_code in _REFUSALS):
+            self._record(stream, None)  # a refusal is recorded as the reset goes out
+        if isinstance(script, Reply):
+            reply = script
+        else:
+            reply = await self._run_handler(script, self._request(stream))
+        await self._answer(stream, reply, head_only=method == "HEAD")
+
+    def _request(self, stream: _Stream) -> ReceivedRequest:
+        """The stream's request, built once (with the body received so far)."""
+        if stream.request is None:
+            stream.request = ReceivedRequest(
+                method=stream.pseudo(b":method"),
+                target=stream.target,
+                headers=tuple(
+                    (n.decode("latin-1"), v.decode("latin-1"))
+                    for n, v in stream.headers
+                    if not n.startswith(b":")
+                ),
+                body=b"".join(stream.body),
+                http_version="HTTP/2",
+                connection_index=self._slot.index,
+                stream_id=stream.stream_id,
+            )
+        return stream.request
+
+    def _record(self, stream: _Stream, refusal: Refusal | None) -> None:
+        """Record the stream's request as processed, or as refused (which
+        takes it back out of the processed ones)."""
+        if refusal is not None:
+            self._server._record_refused(self._request(stream), refusal)
+        elif not (stream.processed or stream.abandoned):
+            stream.processed = True
+            self._server._record_request(self._request(stream))
 
     async def _run_handler(self, handler: Handler, request: ReceivedRequest) -> Reply:
         try:
@@ -290,26 +458,46 @@ class H2Connection:
 
     # -- sending -------------------------------------------------------------------
 
-    async def _answer(self, stream_id: int, reply: Reply, *, head_only: bool) -> None:
+    async def _begin_answer(self, stream: _Stream) -> None:
+        """The first response frame is about to be queued: no GOAWAY may disown
+        it now. Raises Cancelled instead if one already did."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        stream.answering = True
+        self._answered = max(self._answered, stream.stream_id)
+
+    async def _reset(self, stream: _Stream, code: int) -> None:
+        await self._begin_answer(stream)
+        self._conn.reset_stream(stream.stream_id, code)
+        self._record(stream, _REFUSALS.get(code))
+        await self._flush()
+
+    async def _answer(self, stream: _Stream, reply: Reply, *, head_only: bool) -> None:
+        stream_id = stream.stream_id
         if reply.delay_headers:
             await trio.sleep(reply.delay_headers)
-        if reply.reset or reply.raw is not None:
-            if reply.raw is not None:
-                self._server._record_error(ValueError("Reply(raw=...) has no HTTP/2 meaning"))
-            code = reply.error_code if isinstance(reply, ResetReply) else 2  # INTERNAL_ERROR
-            self._conn.reset_stream(stream_id, code)
+        if reply.raw is not None:
+            # Bytes instead of a response, between whole frames of the others.
+            await self._begin_answer(stream)
+            self._queue_raw(reply.raw, framed=False)
             await self._flush()
+            if not reply.keep_open:
+                self._reader_scope.cancel()
+            return
+        if reply.reset:
+            code = reply.error_code if isinstance(reply, ResetReply) else _CODES.INTERNAL_ERROR
+            await self._reset(stream, code)
             return
         if reply.no_response:
             await trio.sleep_forever()  # until the client resets the stream or leaves
         no_body = head_only or not reply.pieces
+        await self._begin_answer(stream)
         self._conn.send_headers(stream_id, self._headers(reply), end_stream=no_body)
         await self._flush()
         if not no_body:
             if await self._send_body(stream_id, reply):
                 self._conn.end_stream(stream_id)
             else:  # truncate_to: a body cut short is a reset stream in HTTP/2
-                self._conn.reset_stream(stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
+                self._conn.reset_stream(stream_id, _CODES.INTERNAL_ERROR)
             await self._flush()
         if reply.close_after:
             await self.send_goaway(stream_id, 0)
@@ -349,13 +537,71 @@ class H2Connection:
             data = data[window:]
             await self._flush()
 
-    async def _flush(self, extra: bytes = b"") -> None:
-        """Write everything h2 has queued (then ``extra``); one writer at a time."""
-        async with self._send_lock:
-            data = self._conn.data_to_send() + extra
-            if data:
-                await self._stream.send_all(data)
+    def _queue_raw(self, data: bytes, *, framed: bool) -> None:
+        """Queue bytes h2 knows nothing of, behind everything h2 queued so far."""
+        self._outbox.append((self._conn.data_to_send(), True))
+        self._outbox.append((data, framed))
+
+    def _kick(self) -> int:
+        """Have the writer send everything queued; returns a ticket for :meth:`_flush`."""
+        self._queued += 1
+        self._wake.set()
+        return self._queued
+
+    async def _flush(self) -> None:
+        """Have the writer send everything queued so far, and wait until it has.
+
+        Raises:
+            _Dropped: a :class:`DropConnection` fault ended the connection
+                (now, or before).
+            trio.BrokenResourceError: the write failed (the peer is gone).
+        """
+        ticket = self._kick()
+        while self._written < ticket:
+            if self._dropped:
+                raise _Dropped
+            if self._write_failed:
+                raise trio.BrokenResourceError("the connection broke while writing")
+            await self._flushed.wait()
+
+    async def _write_frames(self) -> None:
+        """The writer task: the only one that writes to the transport."""
+        while not (self._dropped or self._write_failed):
+            await self._wake.wait()
+            self._wake = trio.Event()
+            ticket = self._queued
+            segments = self._outbox
+            self._outbox = []
+            later = self._conn.data_to_send()
+            if not self._sealed:
+                segments.append((later, True))
+            data, drop = self._meter.take(segments, self._server._drops_for(self._slot.index))
+            try:
+                if data:
+                    await self._stream.send_all(data)
+                if drop is not None:
+                    await self._drop(drop)
+                else:
+                    self._written = ticket
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._write_failed = True
+                self._lost()
+            self._flushed.set()
+            self._flushed = trio.Event()
+
+    async def _drop(self, drop: DropConnection) -> None:
+        self._dropped = True
+        if drop.reset:
+            await reset_stream(self._stream)
+            self._ending = Ending.ABORT
+        self._reader_scope.cancel()
 
     async def _flush_quietly(self) -> None:
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, _Dropped):
             await self._flush()
+
+    def _lost(self) -> None:
+        """The transport broke under us (reset by the peer)."""
+        if not self._dropped:
+            self._ending = Ending.ABORT
+        self._reader_scope.cancel()

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import KW_ONLY, dataclass
 from http import HTTPStatus
+from typing import Literal
 
-__all__ = ["Handler", "ReceivedRequest", "Reply"]
+__all__ = ["Handler", "ReceivedRequest", "RefusedRequest", "Refusal", "Reply"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,10 +28,11 @@ class ReceivedRequest:
             both decoded as ISO-8859-1 (so any byte round-trips).
         body: the request body, de-chunked; ``b""`` when the reply said
             ``read_body=False`` (the server never read it).
-        http_version: ``"HTTP/1.1"`` or ``"HTTP/1.0"`` (``"HTTP/2"`` later).
+        http_version: ``"HTTP/1.1"``, ``"HTTP/1.0"`` or ``"HTTP/2"``.
         connection_index: which connection carried it: 0 for the first one
             the server accepted, 1 for the second, and so on. Two requests
             with the same index were sent over one kept-alive connection.
+        stream_id: the HTTP/2 stream that carried it; None over HTTP/1.x.
     """
 
     method: str
@@ -39,6 +41,7 @@ class ReceivedRequest:
     body: bytes
     http_version: str
     connection_index: int
+    stream_id: int | None = None
 
     @property
     def path(self) -> str:
@@ -54,6 +57,29 @@ class ReceivedRequest:
         """The first value of header ``name`` (any case), or None if absent."""
         wanted = name.lower()
         return next((value for key, value in self.headers if key == wanted), None)
+
+
+Refusal = Literal["REFUSED_STREAM", "HTTP_1_1_REQUIRED", "GOAWAY"]
+"""Why a server refused a request without processing it (RFC 9113 §8.7):
+RST_STREAM with REFUSED_STREAM or HTTP_1_1_REQUIRED, or a stream above the
+``last_stream_id`` of a GOAWAY the server sent."""
+
+
+@dataclass(frozen=True)
+class RefusedRequest:
+    """A request the server refused without processing it.
+
+    A client may send such a request again whatever its method, so a test of
+    exactly-once delivery counts these apart from the processed ones.
+
+    Attributes:
+        request: the request as far as it was received: its body may be
+            partial or empty, since a refusal need not wait for it.
+        reason: how the client was told (:data:`Refusal`).
+    """
+
+    request: ReceivedRequest
+    reason: Refusal
 
 
 @dataclass(frozen=True)

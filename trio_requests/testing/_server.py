@@ -21,7 +21,7 @@ import trio
 import trio.testing
 
 from ._faults import close_stream
-from ._script import Handler, ReceivedRequest, Reply
+from ._script import Handler, ReceivedRequest, Refusal, RefusedRequest, Reply
 
 __all__ = [
     "RECEIVE_SIZE",
@@ -87,6 +87,7 @@ class ServerBase(abc.ABC):
         self._port = port
         self._routes: dict[tuple[str, str], _Route] = {}
         self._requests: list[ReceivedRequest] = []
+        self._refused: list[RefusedRequest] = []
         self._slots: list[ConnectionSlot] = []
         self._accepted = 0
         self._errors: list[Exception] = []
@@ -112,8 +113,12 @@ class ServerBase(abc.ABC):
             if slot.cancel_scope.cancelled_caught:
                 ending = Ending.CLOSE  # close_*_connections(): an orderly close
         finally:
-            await close_stream(stream, graceful=ending is Ending.CLOSE)
-            self._close_slot(slot)
+            try:
+                await close_stream(stream, graceful=ending is Ending.CLOSE)
+            finally:
+                # Cancelled at shutdown, the close re-raises Cancelled: the
+                # books must still show the connection closed.
+                self._close_slot(slot)
 
     @property
     def port(self) -> int:
@@ -133,8 +138,28 @@ class ServerBase(abc.ABC):
 
     @property
     def requests(self) -> list[ReceivedRequest]:
-        """A snapshot of every request received so far, in arrival order."""
+        """A snapshot of the requests the server processed so far, in arrival order.
+
+        A request counts as processed once the server has taken it on: its
+        body is read (unless the reply says ``read_body=False``) and its
+        handler or scripted reply runs, whatever that reply is (an error
+        status, a reset, silence). Requests the server *refused* are not
+        here but in :attr:`refused_requests`, so a test of exactly-once
+        delivery can count ``requests`` per request id.
+        """
         return list(self._requests)
+
+    @property
+    def refused_requests(self) -> list[RefusedRequest]:
+        """A snapshot of the requests the server refused without processing them.
+
+        Only HTTP/2 refuses (RFC 9113 §8.7): RST_STREAM with REFUSED_STREAM
+        or HTTP_1_1_REQUIRED, or a stream above the ``last_stream_id`` of a
+        GOAWAY the server sent, including one it had taken on but not begun
+        to answer (it then moves from :attr:`requests` to here). A client may
+        send each of them again, whatever its method.
+        """
+        return list(self._refused)
 
     @property
     def connections_accepted(self) -> int:
@@ -220,6 +245,12 @@ class ServerBase(abc.ABC):
 
     def _record_request(self, request: ReceivedRequest) -> None:
         self._requests.append(request)
+        self._notify()
+
+    def _record_refused(self, request: ReceivedRequest, reason: Refusal) -> None:
+        """Note a refusal; a request recorded as processed moves here (by identity)."""
+        self._requests = [r for r in self._requests if r is not request]
+        self._refused.append(RefusedRequest(request, reason))
         self._notify()
 
     def _record_error(self, error: Exception) -> None:
