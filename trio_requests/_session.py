@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import os
-import ssl
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
@@ -37,56 +35,18 @@ from ._limits import Limits
 from ._models import Request, RequestContent, Response
 from ._redirects import build_redirect
 from ._retries import Retry
+from ._stats import H2Stats, SessionStats
 from ._timeouts import DEFAULT_TIMEOUT, UNSET, Timeout, _Unset
 from ._urls import URL, Params, parse_url
+from ._verify import Verify, ssl_context
 
 __version__ = "0.1.0"
 
 Auth = tuple[str, str] | Callable[[Request], Request]
-Verify = bool | str | ssl.SSLContext
 TimeoutArg = Timeout | float | None
 #: Redirect bodies up to this size are read so the connection can be
 #: reused; larger ones are dropped with the connection.
 _DRAIN_LIMIT = 65536
-
-
-@dataclass(frozen=True, kw_only=True)
-class H2Stats:
-    """HTTP/2 activity of a Session.
-
-    Attributes:
-        connections: HTTP/2 connections open now.
-        total_streams: streams (requests) sent over HTTP/2 so far.
-        active_streams: streams in flight now.
-        max_concurrent: the most streams that were open at once on one
-            connection: how far requests were multiplexed.
-        goaways: GOAWAY frames received (servers closing connections).
-    """
-
-    connections: int
-    total_streams: int
-    active_streams: int
-    max_concurrent: int
-    goaways: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class SessionStats:
-    """A snapshot of a Session's activity.
-
-    Attributes:
-        requests_made: exchanges sent (each retry and redirect counts).
-        total_time: seconds from sending to response headers, summed.
-        retries_count: retries made, for any reason.
-        h2: HTTP/2 statistics; None until the session speaks HTTP/2.
-        endpoints: the pool's statistics per endpoint.
-    """
-
-    requests_made: int
-    total_time: float
-    retries_count: int
-    h2: H2Stats | None = None
-    endpoints: dict[cp.Endpoint, cp.EndpointStats] = field(default_factory=dict)
 
 
 class Session:
@@ -172,7 +132,7 @@ class Session:
         )
         self._h2_counters = H2Counters()
         self._pool_config = pool or cp.PoolConfig(connect_timeout=None)
-        self._ssl_context = _ssl_context(verify)
+        self._ssl_context = ssl_context(verify)
         self._endpoints: dict[tuple[str, str, int], cp.Endpoint] = {}
         #: origins whose server said HTTP_1_1_REQUIRED: the protocol hint "h1"
         self._http11_only: set[tuple[str, str, int]] = set()
@@ -214,21 +174,11 @@ class Session:
         return await self._stack.__aexit__(exc_type, exc, tb)
 
     def stats(self) -> SessionStats:
-        counters = self._h2_counters
-        h2 = None
-        if counters.total_streams or counters.connections:
-            h2 = H2Stats(
-                connections=counters.connections,
-                total_streams=counters.total_streams,
-                active_streams=counters.active_streams,
-                max_concurrent=counters.max_concurrent,
-                goaways=counters.goaways,
-            )
         return SessionStats(
             requests_made=self._requests,
             total_time=self._total_time,
             retries_count=self._retries_made,
-            h2=h2,
+            h2=H2Stats.of(self._h2_counters),
             endpoints=self._pool.all_stats() if self._pool is not None else {},
         )
 
@@ -517,20 +467,3 @@ async def _drain(response: Response) -> None:
         with contextlib.suppress(RequestError):
             await response.aread()
     await response.aclose()
-
-
-def _ssl_context(verify: Verify) -> ssl.SSLContext:
-    if isinstance(verify, ssl.SSLContext):
-        return verify
-    if verify is True:
-        return ssl.create_default_context()
-    if verify is False:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-        return context
-    if isinstance(verify, str):
-        if os.path.isdir(verify):
-            return ssl.create_default_context(capath=verify)
-        return ssl.create_default_context(cafile=verify)
-    raise TypeError(f"verify must be a bool, a CA bundle path or an ssl.SSLContext, not {verify!r}")

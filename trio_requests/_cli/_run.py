@@ -13,8 +13,9 @@ import trio_conpool as cp
 
 from .._headers import Headers
 from .._retries import Retry
-from .._session import Session, Verify
+from .._session import Session
 from .._timeouts import Timeout
+from .._verify import Verify
 from ._failures import ExitCode
 from ._options import HttpMode, Options
 from ._output import OrderedStdout, file_mode

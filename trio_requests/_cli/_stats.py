@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import trio_conpool as cp
 
-from .._session import SessionStats
+from .._stats import SessionStats
 from ._transfer import Outcome
 
 
