@@ -8,6 +8,7 @@ h2 is synchronous; the connection's writer puts it on the wire.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import AsyncIterable
 from typing import TYPE_CHECKING
@@ -88,8 +89,8 @@ class H2Stream:
         "_conn",
         "_inbox",
         "_max_header_count",
-        "_ready",
         "_unsent",
+        "_waiter",
         "closed",
         "headers_ticket",
         "local_ended",
@@ -109,7 +110,7 @@ class H2Stream:
         self.request = request
         self._max_header_count = max_header_count
         self._inbox: deque[Item] = deque()
-        self._ready: trio.Event | None = None
+        self._waiter: trio.lowlevel.Task | None = None  # the request task, parked in _next
         self._unsent = memoryview(b"")  # what send_headers could not queue
         self.nothing_received = True
         self.local_ended = False
@@ -131,8 +132,7 @@ class H2Stream:
             self._conn.wake_uploaders()
         self.nothing_received = False
         self._inbox.append(item)
-        if self._ready is not None:
-            self._ready.set()
+        self._wake()
 
     def refuse(self, reason: str) -> None:
         self._push(_Refused(reason))
@@ -142,8 +142,7 @@ class H2Stream:
 
     def _push(self, marker: _Lost) -> None:
         self._inbox.append(marker)
-        if self._ready is not None:
-            self._ready.set()
+        self._wake()
 
     # -- sending ------------------------------------------------------------------
 
@@ -282,18 +281,23 @@ class H2Stream:
 
     async def _next(self, timeout: float | None) -> Item:
         if not self._inbox:
-            self._ready = ready = trio.Event()
-            try:
-                if timeout is None:
-                    await ready.wait()
-                else:
-                    with trio.move_on_after(timeout):
-                        await ready.wait()
-            finally:
-                self._ready = None
+            # Parked directly (no Event per wait): this is once per response.
+            deadline = math.inf if timeout is None else trio.current_time() + timeout
+            with trio.CancelScope(deadline=deadline):
+                self._waiter = trio.lowlevel.current_task()
+                await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
             if not self._inbox:
                 raise ReadTimeout(f"no response data within {timeout}s", request=self.request)
         return self._inbox.popleft()
+
+    def _abort_wait(self, _: object) -> trio.lowlevel.Abort:
+        self._waiter = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            trio.lowlevel.reschedule(waiter)
 
     def _acknowledge(self, size: int) -> None:
         if size and self._conn.error is None:
