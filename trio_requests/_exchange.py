@@ -336,12 +336,13 @@ def _replay_h2(
     return None
 
 
+_PHRASES = {status.value: status.phrase for status in http.HTTPStatus}
+
+
 def _reason_phrase(status: int) -> str:
-    """HTTP/2 has no reason phrase (RFC 9113 §8.3.2): the standard one."""
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return ""
+    """HTTP/2 has no reason phrase (RFC 9113 §8.3.2): the standard one (a
+    dict, not an HTTPStatus lookup per response)."""
+    return _PHRASES.get(status, "")
 
 
 def _unprocessed(refused: StreamRefused, request: Request) -> Unprocessed:

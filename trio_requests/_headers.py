@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
-from typing import Union
+from typing import TypeVar, Union, overload
 
 from ._errors import LocalProtocolError
 
 HeaderInput = Union[Mapping[str, str], Iterable[tuple[str, str]], "Headers", None]
 
 _FORBIDDEN_IN_VALUES = ("\r", "\n", "\x00")
+_T = TypeVar("_T")
 
 
 class Headers(MutableMapping[str, str]):
@@ -55,6 +56,16 @@ class Headers(MutableMapping[str, str]):
         """Append a field, keeping any existing ones of that name."""
         _check(name, value)
         self._items.append((name.lower(), name, value))
+
+    @overload
+    def get(self, name: str, /) -> str | None: ...
+    @overload
+    def get(self, name: str, /, default: str | _T) -> str | _T: ...
+    def get(self, name: str, /, default: object = None) -> object:
+        """Mapping.get without the KeyError that Mapping's version raises and
+        catches for every absent field (on the hot path: Content-Encoding)."""
+        values = self.get_list(name)
+        return ", ".join(values) if values else default
 
     def get_list(self, name: str) -> list[str]:
         key = name.lower()
