@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -56,3 +57,20 @@ async def cancel_once_blocked(operation: Callable[[], Awaitable[object]]) -> Non
         await trio.testing.wait_all_tasks_blocked()
         nursery.cancel_scope.cancel()
     assert not finished, "the operation finished before it could be cancelled"
+
+
+def count_tasks() -> int:
+    """Every task alive in this trio run, from the root down: a leak check
+    (compare before and after a Session lives)."""
+
+    def walk(task: trio.lowlevel.Task) -> int:
+        return 1 + sum(walk(t) for n in task.child_nurseries for t in n.child_tasks)
+
+    root = trio.lowlevel.current_root_task()
+    assert root is not None
+    return walk(root)
+
+
+def open_fds() -> int:
+    """File descriptors this process holds (Linux): a socket leak check."""
+    return len(os.listdir("/proc/self/fd"))

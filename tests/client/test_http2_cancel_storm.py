@@ -18,7 +18,6 @@ open_connections and this process's file descriptors) and no task.
 from __future__ import annotations
 
 import contextvars
-import os
 import random
 import ssl
 from collections import Counter
@@ -32,7 +31,7 @@ import trio.testing
 
 import trio_conpool as cp
 import trio_requests as tr
-from tests.helpers import assert_pool_clean
+from tests.helpers import assert_pool_clean, count_tasks, open_fds
 from trio_requests.testing import ReceivedRequest, Reply, open_h2_server
 
 SEED = 20240606
@@ -80,21 +79,6 @@ def phase_of(events: list[str], uploaded: int) -> str:
 
 async def upload_length(request: ReceivedRequest) -> Reply:
     return Reply(200, body=str(len(request.body)).encode())
-
-
-def count_tasks() -> int:
-    """Every task alive in this trio run, from the root down."""
-
-    def walk(task: trio.lowlevel.Task) -> int:
-        return 1 + sum(walk(t) for n in task.child_nurseries for t in n.child_tasks)
-
-    root = trio.lowlevel.current_root_task()
-    assert root is not None
-    return walk(root)
-
-
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
 
 
 class Storm:

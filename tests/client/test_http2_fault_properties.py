@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import os
 import ssl
 import threading
 from collections import Counter
@@ -46,7 +45,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import trio_requests as tr
-from tests.helpers import assert_pool_clean
+from tests.helpers import assert_pool_clean, count_tasks, open_fds
 from trio_requests.testing import (
     ChangeSettings,
     DropConnection,
@@ -244,15 +243,6 @@ async def answer(request: ReceivedRequest) -> Reply:
 SCENARIO: contextvars.ContextVar[Scenario] = contextvars.ContextVar("scenario")
 
 
-def count_tasks() -> int:
-    def walk(task: trio.lowlevel.Task) -> int:
-        return 1 + sum(walk(t) for n in task.child_nurseries for t in n.child_tasks)
-
-    root = trio.lowlevel.current_root_task()
-    assert root is not None
-    return walk(root)
-
-
 async def run(scenario: Scenario) -> tuple[list[Outcome], H2Server, tr.SessionStats]:
     """Run the scenario, bounded in virtual time (a hang: every task waits)
     and in real time (a busy loop, which virtual time never sees)."""
@@ -284,7 +274,7 @@ async def _run(scenario: Scenario) -> tuple[list[Outcome], H2Server, tr.SessionS
             for method in ("GET", "POST", "PUT"):
                 server.route(method, "/item", answer)
             await trio.testing.wait_all_tasks_blocked()
-            tasks, fds = count_tasks(), len(os.listdir("/proc/self/fd"))
+            tasks, fds = count_tasks(), open_fds()
             async with tr.Session(
                 verify=CLIENT_CONTEXT, retries=scenario.retry, timeout=60, trace=trace
             ) as s:
@@ -300,7 +290,7 @@ async def _run(scenario: Scenario) -> tuple[list[Outcome], H2Server, tr.SessionS
             await server.wait_for_open_connections(0)
             await trio.testing.wait_all_tasks_blocked()
             assert count_tasks() == tasks
-            assert len(os.listdir("/proc/self/fd")) == fds
+            assert open_fds() == fds
     return outcomes, server, stats
 
 
