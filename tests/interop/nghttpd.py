@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -48,7 +47,7 @@ from pathlib import Path
 
 import trustme
 
-from tests.interop.nginx import FILES, file_content
+from tests.interop.nginx import FILES, free_ports, write_site
 
 NGHTTPD = "/usr/sbin/nghttpd"
 INSTALL_HINT = (
@@ -132,30 +131,6 @@ class Nghttpd:
         """Connections whose client sent the HTTP/2 connection preface."""
         self.log.update()
         return len(self.log.h2_sessions)
-
-
-def _free_port() -> int:
-    """A port that was free a moment ago (nghttpd may lose the race for it:
-    :func:`run_nghttpd` then retries with another)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _write_tree(workdir: Path, ca: trustme.CA, files: Mapping[str, int]) -> Path:
-    """Docroot, server key and certificate chain, CA bundle; returns the CA path."""
-    docroot = workdir / "htdocs"
-    docroot.mkdir(parents=True, exist_ok=True)
-    for path, size in files.items():
-        (docroot / path.lstrip("/")).write_bytes(file_content(size))
-    cert = ca.issue_cert("localhost", "127.0.0.1", "::1")
-    cert.private_key_pem.write_to_path(str(workdir / "server.key"))
-    cert.cert_chain_pems[0].write_to_path(str(workdir / "server.pem"))
-    for extra in cert.cert_chain_pems[1:]:
-        extra.write_to_path(str(workdir / "server.pem"), append=True)
-    ca_path = workdir / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_path))
-    return ca_path
 
 
 def _output(workdir: Path, limit: int = 4000) -> str:
@@ -242,9 +217,9 @@ def run_nghttpd(
             workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="nghttpd-")))
         workdir = workdir.resolve()
         authority = ca if ca is not None else trustme.CA()
-        ca_path = _write_tree(workdir, authority, files)
+        ca_path = write_site(workdir, authority, "htdocs", files)
         for attempt in range(3):  # another process may take the port we picked
-            port = _free_port()
+            (port,) = free_ports(1)
             process = _start(binary, workdir, port, max_concurrent_streams)
             server = Nghttpd(
                 process=process,

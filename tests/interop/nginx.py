@@ -56,7 +56,7 @@ import ssl
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -272,7 +272,7 @@ class Nginx:
 # -- configuration ----------------------------------------------------------------------
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     """*count* distinct ports that were free a moment ago (nginx may still lose
     the race for one: :func:`run_nginx` then retries with new ports)."""
     with ExitStack() as stack:
@@ -380,11 +380,15 @@ http {{
 """
 
 
-def _write_tree(prefix: Path, ca: trustme.CA) -> Path:
-    """Static files, server certificate and CA bundle; returns the CA path."""
-    (prefix / "html").mkdir(parents=True, exist_ok=True)
-    for path, size in FILES.items():
-        (prefix / "html" / path.lstrip("/")).write_bytes(file_content(size))
+def write_site(
+    prefix: Path, ca: trustme.CA, docroot: str = "html", files: Mapping[str, int] = FILES
+) -> Path:
+    """Static files under ``prefix/docroot``, a server certificate
+    (``server.key``, ``server.pem``) and the CA bundle (``ca.pem``); returns
+    the CA path. Shared by the nginx and nghttpd fixtures."""
+    (prefix / docroot).mkdir(parents=True, exist_ok=True)
+    for path, size in files.items():
+        (prefix / docroot / path.lstrip("/")).write_bytes(file_content(size))
     cert = ca.issue_cert("localhost", "127.0.0.1", "::1")
     cert.private_key_pem.write_to_path(str(prefix / "server.key"))
     cert.cert_chain_pems[0].write_to_path(str(prefix / "server.pem"))
@@ -476,10 +480,10 @@ def run_nginx(
             workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="nginx-")))
         prefix = workdir.resolve()
         authority = ca if ca is not None else trustme.CA()
-        ca_path = _write_tree(prefix, authority)
+        ca_path = write_site(prefix, authority)
         log_path = prefix / "access.log" if access_log else None
         for attempt in range(3):  # another process may take a port we picked
-            http_port, https_port, sink_port = _free_ports(3)
+            http_port, https_port, sink_port = free_ports(3)
             conf = prefix / "nginx.conf"
             conf.write_text(
                 render_config(
