@@ -13,6 +13,7 @@ import trio
 import trio.testing
 
 import trio_requests as tr
+from trio_requests.testing import Reply
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,3 +75,13 @@ def count_tasks() -> int:
 def open_fds() -> int:
     """File descriptors this process holds (Linux): a socket leak check."""
     return len(os.listdir("/proc/self/fd"))
+
+
+#: Replies that hold a request at each of its awaits (for a POST with a
+#: large body): waiting for the head, reading the body, uploading.
+SLOW_AT_EACH_AWAIT = [
+    Reply(200, delay_headers=10),
+    Reply(200, body=b"abcdef", delay_body=10),
+    Reply(200, no_response=True, read_body=False),
+]
+SLOW_AT_EACH_AWAIT_IDS = ["head", "body", "upload"]

@@ -7,19 +7,16 @@ import trio
 import trio.testing
 
 import trio_requests as tr
-from tests.helpers import assert_pool_clean, cancel_once_blocked
+from tests.helpers import (
+    SLOW_AT_EACH_AWAIT,
+    SLOW_AT_EACH_AWAIT_IDS,
+    assert_pool_clean,
+    cancel_once_blocked,
+)
 from trio_requests.testing import H11Server, Reply
 
 
-@pytest.mark.parametrize(
-    "reply",
-    [
-        Reply(200, delay_headers=10),  # cancelled while waiting for the head
-        Reply(200, body=b"abcdef", delay_body=10),  # cancelled while reading the body
-        Reply(200, no_response=True, read_body=False),  # cancelled while uploading
-    ],
-    ids=["head", "body", "upload"],
-)
+@pytest.mark.parametrize("reply", SLOW_AT_EACH_AWAIT, ids=SLOW_AT_EACH_AWAIT_IDS)
 async def test_cancel_mid_request(
     server: H11Server, reply: Reply, autojump_clock: trio.testing.MockClock
 ) -> None:

@@ -20,7 +20,12 @@ import trio.testing
 
 import trio_conpool as cp
 import trio_requests as tr
-from tests.helpers import assert_pool_clean, cancel_once_blocked
+from tests.helpers import (
+    SLOW_AT_EACH_AWAIT,
+    SLOW_AT_EACH_AWAIT_IDS,
+    assert_pool_clean,
+    cancel_once_blocked,
+)
 from trio_requests.testing import H2Server, ReceivedRequest, Reply, ResetStream, open_h2_server
 
 MiB = 1 << 20
@@ -388,15 +393,7 @@ async def test_graceful_goaway_lets_streams_in_flight_finish(
         assert_pool_clean(s)
 
 
-@pytest.mark.parametrize(
-    "reply",
-    [
-        Reply(200, delay_headers=10),  # cancelled while waiting for the head
-        Reply(200, body=b"abcdef", delay_body=10),  # cancelled while reading the body
-        Reply(200, no_response=True, read_body=False),  # cancelled while uploading
-    ],
-    ids=["head", "body", "upload"],
-)
+@pytest.mark.parametrize("reply", SLOW_AT_EACH_AWAIT, ids=SLOW_AT_EACH_AWAIT_IDS)
 async def test_cancel_at_each_await_leaves_the_connection_working(
     h2_server_context: ssl.SSLContext,
     client_ssl_context: ssl.SSLContext,
