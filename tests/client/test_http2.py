@@ -165,6 +165,7 @@ async def test_max_concurrent_streams_is_never_exceeded(
         server.route("GET", "/", handler)
         await run_all(300, 100, lambda i: s.get(server.url + "/"))
         assert handler.peak == 10
+        assert server.max_open_streams <= 10  # the server's own count of open streams
         assert len(server.requests) == 300
         assert server.connections_accepted == 1
         assert_pool_clean(s)
