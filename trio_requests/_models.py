@@ -191,8 +191,19 @@ class Response:
     async def aread(self) -> bytes:
         """Read the whole body (once; later calls return it again)."""
         if self._content is None:
-            self._content = b"".join([chunk async for chunk in self.aiter_bytes()])
+            if self._decoder is None:  # the common case: no iterator layers
+                self._content = await self._read_raw()
+            else:
+                self._content = b"".join([chunk async for chunk in self.aiter_bytes()])
         return self._content
+
+    async def _read_raw(self) -> bytes:
+        if self._consumed:
+            raise StreamConsumed("the response body was already read", request=self.request)
+        chunks = []
+        while chunk := await self._receive_raw():
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def aiter_raw(self) -> AsyncIterator[bytes]:
         """The body as received, still content-encoded."""
