@@ -6,6 +6,7 @@ private parts, which is why pyproject pins ``h2<4.5``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sized
 from typing import Any
 
@@ -13,9 +14,49 @@ import h2.config
 import h2.connection
 import h2.errors
 import h2.events
-from hyperframe.frame import Frame, GoAwayFrame
+import h2.exceptions
+from hyperframe.frame import (
+    ContinuationFrame,
+    DataFrame,
+    Frame,
+    GoAwayFrame,
+    HeadersFrame,
+    WindowUpdateFrame,
+)
 
-__all__ = ["H2State"]
+__all__ = ["MAX_IDLE_CONTROL_FRAMES", "BodyLengthMismatch", "ControlFrameFlood", "H2State"]
+
+#: Frames that make no progress (SETTINGS, PING, RST_STREAM, PRIORITY, empty
+#: DATA, unknown types) the server may send between two that do (HEADERS,
+#: DATA with data, or a stream we open). Each costs us work or an answer
+#: (the PING / SETTINGS floods of CVE-2019-9512/9515, the empty frames of
+#: 9518). A server's keepalive PINGs or SETTINGS changes come to a few an
+#: hour; Go's x/net/http2 allows 10000 queued control frames.
+MAX_IDLE_CONTROL_FRAMES = 10_000
+
+
+class ControlFrameFlood(h2.exceptions.ProtocolError):
+    """More than :data:`MAX_IDLE_CONTROL_FRAMES` frames without progress."""
+
+    error_code = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+
+
+
+class BodyLengthMismatch(h2.events.Event):
+    """A stream's DATA disagreed with its Content-Length (our event).
+
+    RFC 9113 §8.1.1 makes this a malformed *stream*; h2 raises
+    InvalidBodyLengthError from ``receive_data`` instead, as if the whole
+    connection were broken, which would fail every other stream on it.
+    """
+
+    def __init__(self, stream_id: int, expected: int, actual: int) -> None:
+        self.stream_id = stream_id
+        self.expected = expected
+        self.actual = actual
+
+    def __repr__(self) -> str:
+        return f"<BodyLengthMismatch stream_id:{self.stream_id}, {self.expected} != {self.actual}>"
 
 
 class H2State(h2.connection.H2Connection):
@@ -38,12 +79,17 @@ class H2State(h2.connection.H2Connection):
       holds exactly the streams leased on it, which is what the count guards
       (the pool never leases beyond MAX_CONCURRENT_STREAMS), and a stream
       that ends is deleted here by :meth:`forget`.
+    * **a flood of frames that make no progress ends the connection**
+      (:data:`MAX_IDLE_CONTROL_FRAMES`, GOAWAY ENHANCE_YOUR_CALM).
+    * **a body longer or shorter than its Content-Length resets only its
+      stream** (PROTOCOL_ERROR) and is reported as :class:`BodyLengthMismatch`.
     """
 
     def __init__(self, in_flight: Sized, *, config: h2.config.H2Configuration) -> None:
         super().__init__(config=config)
         self._in_flight = in_flight
         self._ended_by_peer = False
+        self._idle_frames = 0
 
     @property
     def open_outbound_streams(self) -> int:
@@ -67,10 +113,39 @@ class H2State(h2.connection.H2Connection):
         event.additional_data = frame.additional_data or None
         return [], [event]
 
+    def _receive_data_frame(self, frame: DataFrame) -> tuple[list[Any], list[h2.events.Event]]:
+        try:
+            return super()._receive_data_frame(frame)
+        except h2.exceptions.InvalidBodyLengthError as exc:
+            stream_id = frame.stream_id
+            # Nobody will read the frame's bytes: the connection window gets
+            # them back now (the stream's is gone with the reset).
+            with contextlib.suppress(h2.exceptions.ProtocolError):
+                self.reset_stream(stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+            self.acknowledge_received_data(frame.flow_controlled_length, stream_id)
+            return [], [BodyLengthMismatch(stream_id, exc.expected_length, exc.actual_length)]
+
     def _receive_frame(self, frame: Frame) -> list[h2.events.Event]:
         if self._ended_by_peer:
             return []
+        if isinstance(frame, HeadersFrame | ContinuationFrame) or (
+            isinstance(frame, DataFrame) and (frame.data or "END_STREAM" in frame.flags)
+        ):
+            self._idle_frames = 0
+        elif not isinstance(frame, WindowUpdateFrame | GoAwayFrame):
+            # WINDOW_UPDATEs are what a long upload is made of, and ask nothing.
+            self._idle_frames += 1
+            if self._idle_frames > MAX_IDLE_CONTROL_FRAMES:
+                self.close_connection(ControlFrameFlood.error_code)
+                raise ControlFrameFlood(
+                    f"a flood of {self._idle_frames} frames without a response "
+                    "(SETTINGS, PING, RST_STREAM, PRIORITY, empty DATA...)"
+                )
         return super()._receive_frame(frame)
+
+    def send_headers(self, *args: Any, **kwargs: Any) -> None:
+        self._idle_frames = 0  # the server's answers to a new stream are progress
+        super().send_headers(*args, **kwargs)
 
     @property
     def has_output(self) -> bool:

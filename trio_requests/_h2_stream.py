@@ -19,6 +19,7 @@ import h2.exceptions
 import trio
 
 from ._errors import LocalProtocolError, ReadTimeout, RemoteProtocolError, StreamReset, WriteTimeout
+from ._h2_state import BodyLengthMismatch
 from ._headers import Headers
 
 if TYPE_CHECKING:
@@ -314,7 +315,7 @@ class H2Stream:
         fields = []
         for name, value in raw:
             if name == b":status":
-                status = int(value)
+                status = _status(value, self.request)
             elif not name.startswith(b":"):
                 fields.append((name, value))
         if len(fields) > self._max_header_count:
@@ -330,6 +331,13 @@ class H2Stream:
             return StreamRefused(event.reason)
         if isinstance(event, _Lost):
             return RemoteProtocolError(event.reason, request=self.request)
+        if isinstance(event, BodyLengthMismatch):
+            said = "longer" if event.actual > event.expected else "shorter"
+            return RemoteProtocolError(
+                f"invalid response: the body is {said} than its Content-Length "
+                f"({event.expected} bytes announced, {event.actual} received)",
+                request=self.request,
+            )
         if isinstance(event, h2.events.StreamReset):
             code = event.error_code
             if code in (_REFUSED, _HTTP_1_1_REQUIRED):
@@ -340,6 +348,16 @@ class H2Stream:
                 request=self.request,
             )
         return RemoteProtocolError(f"unexpected HTTP/2 event {event!r}", request=self.request)
+
+
+def _status(value: bytes, request: Request) -> int:
+    """RFC 9113 §8.3.2: :status is the three-digit code (h2 does not check)."""
+    if len(value) != 3 or not value.isdigit():
+        raise RemoteProtocolError(
+            f"invalid response: :status {value.decode('latin-1')!r} is not a three-digit code",
+            request=request,
+        )
+    return int(value)
 
 
 def _request_headers(request: Request) -> list[tuple[bytes, bytes]]:

@@ -115,10 +115,20 @@ class HTTP11Connection:
         self, request: Request, read_timeout: float | None, max_header_count: int
     ) -> h11.Response:
         """Wait for the final response head (1xx interim responses skipped)."""
+        interim = False
         while True:
-            event = await self._next_event(request, read_timeout)
+            try:
+                event = await self._next_event(request, read_timeout)
+            except RemoteProtocolError as exc:
+                if not (interim and self._h11.trailing_data[1]):
+                    raise
+                raise RemoteProtocolError(  # h11 words this as a state error
+                    "the server closed the connection after an interim (1xx) response",
+                    request=request,
+                ) from exc.__cause__
             if isinstance(event, h11.Response):
                 self._check_head_size(event, request)
+                self._check_framing(event, request)
                 if len(event.headers) > max_header_count:
                     self.broken = True
                     raise RemoteProtocolError(
@@ -129,6 +139,7 @@ class HTTP11Connection:
                 return event
             if not isinstance(event, h11.InformationalResponse):
                 raise self._unexpected(event, request)
+            interim = True
 
     def _check_head_size(self, event: h11.Response, request: Request) -> None:
         size = (
@@ -139,6 +150,19 @@ class HTTP11Connection:
             raise RemoteProtocolError(
                 f"invalid response: the response head is {size} bytes, more than "
                 f"max_header_bytes={self._max_header_bytes}",
+                request=request,
+            )
+
+    def _check_framing(self, event: h11.Response, request: Request) -> None:
+        """RFC 9112 §6.3: with both Transfer-Encoding and Content-Length, the
+        two parties may disagree on where the body ends (response splitting).
+        h11 would quietly trust Transfer-Encoding; we refuse the response."""
+        names = {name for name, _ in event.headers}
+        if b"transfer-encoding" in names and b"content-length" in names:
+            self.broken = True
+            raise RemoteProtocolError(
+                "invalid response: it has both Content-Length and Transfer-Encoding, "
+                "so where its body ends is ambiguous (RFC 9112 §6.3)",
                 request=request,
             )
 
@@ -163,6 +187,10 @@ class HTTP11Connection:
         conn = self._h11
         if self.broken or conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
             return False
+        if conn.trailing_data[0]:
+            # Bytes past the end of the response (a body longer than its
+            # Content-Length): they would be read as the next response.
+            return False
         conn.start_next_cycle()
         self.bytes_received = self.bytes_sent = 0
         return True
@@ -185,15 +213,18 @@ class HTTP11Connection:
                 event = self._h11.next_event()
             except h11.RemoteProtocolError as exc:
                 self.broken = True
-                if self.nothing_received:
-                    message = "the server closed the connection without sending a response"
-                else:
-                    message = f"invalid response: {exc}"
-                raise RemoteProtocolError(message, request=request) from exc
+                raise RemoteProtocolError(self._describe(exc), request=request) from exc
             if event is not h11.NEED_DATA:
                 return event  # type: ignore[return-value]
             data = await self._receive(request, timeout)
             self._h11.receive_data(data)
+
+    def _describe(self, exc: h11.RemoteProtocolError) -> str:
+        if self.nothing_received:
+            return "the server closed the connection without sending a response"
+        if self._h11.their_state is h11.SWITCHED_PROTOCOL or "_SWITCH_UPGRADE" in str(exc):
+            return "invalid response: 101 Switching Protocols, but the request asked for no upgrade"
+        return f"invalid response: {exc}"
 
     async def _receive(self, request: Request, timeout: float | None) -> bytes:
         data: bytes | bytearray = b""

@@ -45,7 +45,7 @@ import trio
 import trio_conpool as cp
 
 from ._errors import WriteTimeout
-from ._h2_state import H2State
+from ._h2_state import ControlFrameFlood, H2State
 from ._h2_stream import H2Stream, StreamRefused, code_name
 
 if TYPE_CHECKING:
@@ -57,9 +57,6 @@ Trace = Callable[[str, dict[str, Any]], None]
 
 #: Bytes asked of the socket per read.
 READ_SIZE = 65536
-#: Streams we open at most per connection, whatever the peer allows
-#: (RFC 9113 leaves MAX_CONCURRENT_STREAMS unlimited until the peer says).
-MAX_STREAMS_CAP = 1000
 _SETTINGS = h2.settings.SettingCodes
 
 
@@ -71,6 +68,9 @@ class H2Options:
         stream_window: receive window per stream: what an unread response
             may buffer at most.
         max_header_bytes: SETTINGS_MAX_HEADER_LIST_SIZE we announce.
+        max_streams: streams we open at most per connection, whatever the
+            peer allows (RFC 9113 leaves MAX_CONCURRENT_STREAMS unlimited
+            until the peer says).
         ping_after: seconds without a frame from the peer before a PING
             checks that it is still there; None: never.
         ping_timeout: seconds to wait for the PING's answer before the
@@ -79,6 +79,7 @@ class H2Options:
 
     stream_window: int = 1 << 20
     max_header_bytes: int = 65536
+    max_streams: int = 1000
     ping_after: float | None = 30.0
     ping_timeout: float = 10.0
 
@@ -205,7 +206,7 @@ class HTTP2Connection:
     # -- what the pool asks -------------------------------------------------------
 
     def access_mode(self) -> cp.Multiplexed:
-        limit = min(self.h2.remote_settings.max_concurrent_streams, MAX_STREAMS_CAP)
+        limit = min(self.h2.remote_settings.max_concurrent_streams, self._options.max_streams)
         return cp.Multiplexed(limit, draining=self.draining)
 
     @property
@@ -340,7 +341,9 @@ class HTTP2Connection:
         if isinstance(exc, h2.exceptions.DenialOfServiceError):
             limit = self._options.max_header_bytes
             return f"invalid response: a header block larger than max_header_bytes={limit} ({exc})"
-        return f"the server broke the HTTP/2 protocol: {exc!r}"
+        if isinstance(exc, ControlFrameFlood):
+            return f"the server flooded the connection: {exc} (closed with ENHANCE_YOUR_CALM)"
+        return f"the server broke the HTTP/2 protocol: {type(exc).__name__}: {exc}"
 
     def _dispatch(self, events: list[h2.events.Event]) -> None:
         for event in events:

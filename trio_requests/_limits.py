@@ -26,7 +26,13 @@ class Limits:
             most an unread response body can make us buffer. 1 MiB fills a
             1 Gbit/s link at 8 ms round trip; the connection window is 128
             times that (capped at 2 GiB), so slow readers never stall the
-            other streams.
+            other streams. An HTTP/1.1 body is read as the application
+            asks for it, at most 64 KiB at a time, so it buffers no more.
+        http2_max_concurrent_streams: streams the client opens at most on one
+            HTTP/2 connection, whatever the server's MAX_CONCURRENT_STREAMS
+            (which may be "unlimited"). 1000: ten times the common 100, while
+            a misconfigured server cannot make one connection hold unbounded
+            requests and their buffers.
     """
 
     max_header_bytes: int = 65536
@@ -34,6 +40,7 @@ class Limits:
     max_decompressed_size: int | None = None
     max_decompression_ratio: float | None = 1000.0
     http2_stream_window: int = 1 << 20
+    http2_max_concurrent_streams: int = 1000
 
     def __post_init__(self) -> None:
         window = self.http2_stream_window
@@ -41,7 +48,7 @@ class Limits:
             raise ValueError(
                 f"Limits.http2_stream_window must be an int in [1, 2**31), got {window!r}"
             )
-        for name in ("max_header_bytes", "max_header_count"):
+        for name in ("max_header_bytes", "max_header_count", "http2_max_concurrent_streams"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"Limits.{name} must be a positive int, got {value!r}")

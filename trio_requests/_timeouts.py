@@ -25,10 +25,12 @@ def _check(name: str, value: object) -> None:
 
 @dataclass(frozen=True, init=False, slots=True)
 class Timeout:
-    """Per-phase time limits in seconds; ``None`` means no limit.
+    """Per-phase time limits in seconds, and one for the whole request;
+    ``None`` means no limit.
 
-    ``Timeout(5)`` sets all four; ``Timeout(5, connect=1)`` sets three to 5
-    and connect to 1; ``Timeout(connect=1)`` leaves the rest unlimited.
+    ``Timeout(5)`` sets the four phases; ``Timeout(5, connect=1)`` sets three
+    to 5 and connect to 1; ``Timeout(connect=1)`` leaves the rest unlimited.
+    ``total`` is never set by the positional value: ``Timeout(5, total=60)``.
 
     Attributes:
         connect: TCP connect plus TLS handshake (:class:`ConnectTimeout`).
@@ -36,12 +38,18 @@ class Timeout:
             slow but steady download is fine (:class:`ReadTimeout`).
         write: the longest wait to send a piece of the request (:class:`WriteTimeout`).
         pool: the longest wait for a free connection (:class:`PoolTimeout`).
+        total: the whole of :meth:`Session.request`: connects, retries,
+            redirects and reading the body (:class:`TotalTimeout`). A server
+            that trickles one byte a second never trips ``read``; this bounds
+            it. With :meth:`Session.send` and :meth:`Session.stream` it
+            bounds the wait for the response head (the body is yours to read).
     """
 
     connect: float | None
     read: float | None
     write: float | None
     pool: float | None
+    total: float | None
 
     def __init__(
         self,
@@ -51,12 +59,15 @@ class Timeout:
         read: float | _Unset | None = UNSET,
         write: float | _Unset | None = UNSET,
         pool: float | _Unset | None = UNSET,
+        total: float | None = None,
     ) -> None:
         default = None if isinstance(timeout, _Unset) else timeout
         for name, value in (("connect", connect), ("read", read), ("write", write), ("pool", pool)):
             chosen = default if isinstance(value, _Unset) else value
             _check(name, chosen)
             object.__setattr__(self, name, chosen)
+        _check("total", total)
+        object.__setattr__(self, "total", total)
 
     @classmethod
     def coerce(cls, value: Timeout | float | None) -> Timeout:
