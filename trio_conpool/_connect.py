@@ -202,7 +202,10 @@ def _tls_error(endpoint: Endpoint, hostname: str, cause: BaseException) -> TLSEr
         reason = template.format(host=hostname, message=cause.verify_message)
         return TLSError(f"TLS certificate of {endpoint}: {reason}", endpoint=endpoint)
     if isinstance(cause, (ssl.SSLEOFError, ssl.SSLZeroReturnError)):
-        reason = "the server closed the connection"
+        reason = (
+            "the server closed the connection (does it speak TLS 1.2 or later? "
+            "does it want a client certificate?)"
+        )
     else:
         reason = str(cause) or type(cause).__name__
     return TLSError(f"TLS handshake with {endpoint} failed: {reason}", endpoint=endpoint)

@@ -36,6 +36,7 @@ from ._errors import (
     TimeoutException,
     TLSError,
     TooManyRedirects,
+    TotalTimeout,
     TransportError,
     WriteTimeout,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "Timeout",
     "TimeoutException",
     "TooManyRedirects",
+    "TotalTimeout",
     "TransportError",
     "URL",
     "WriteTimeout",

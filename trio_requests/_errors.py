@@ -64,6 +64,10 @@ class PoolTimeout(TimeoutException):
     """No connection became free within ``Timeout.pool``."""
 
 
+class TotalTimeout(TimeoutException):
+    """The request as a whole took longer than ``Timeout.total``."""
+
+
 class ProtocolError(TransportError):
     """The HTTP exchange broke the protocol."""
 

@@ -41,7 +41,6 @@ class ControlFrameFlood(h2.exceptions.ProtocolError):
     error_code = h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
 
 
-
 class BodyLengthMismatch(h2.events.Event):
     """A stream's DATA disagreed with its Content-Length (our event).
 

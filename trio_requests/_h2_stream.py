@@ -177,16 +177,15 @@ class H2Stream:
         if self.local_ended:
             return
         request = self.request
-        deadline = trio.current_time() + write_timeout if write_timeout is not None else None
         try:
             if request.stream is None:
-                await self._send_bytes(self._unsent, deadline)
+                await self._send_bytes(self._unsent, write_timeout)
             elif isinstance(request.stream, AsyncIterable):
                 async for chunk in request.stream:
-                    await self._send_bytes(memoryview(chunk), deadline)
+                    await self._send_bytes(memoryview(chunk), write_timeout)
             else:
                 for chunk in request.stream:
-                    await self._send_bytes(memoryview(chunk), deadline)
+                    await self._send_bytes(memoryview(chunk), write_timeout)
             if not self._upload_stopped:
                 self._conn.h2.end_stream(self.stream_id)
                 self.local_ended = True
@@ -204,15 +203,20 @@ class H2Stream:
     def _upload_stopped(self) -> bool:
         return self.remote_ended or self.reset_code is not None or self._conn.error is not None
 
-    async def _send_bytes(self, view: memoryview, deadline: float | None) -> None:
+    async def _send_bytes(self, view: memoryview, timeout: float | None) -> None:
+        """Send *view* as the windows allow. *timeout* bounds each wait (for
+        the socket, or for window), not the whole body: a slow, steady
+        upload is fine, as over HTTP/1.1."""
         while view and not self._upload_stopped:
             rest = self._queue(view)
             if len(rest) < len(view):
-                timeout = None if deadline is None else deadline - trio.current_time()
                 await self._conn.flush(timeout, self.request)  # backpressure
-            elif not await self._conn.wait_for_window(deadline):
+            elif not await self._conn.wait_for_window(
+                None if timeout is None else trio.current_time() + timeout
+            ):
                 raise WriteTimeout(
-                    "the server's flow-control window stayed closed until the write timeout",
+                    f"sending the request took over {timeout}s: "
+                    "the server kept its flow-control window closed",
                     request=self.request,
                 )
             view = rest

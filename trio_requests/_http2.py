@@ -45,7 +45,7 @@ import trio
 import trio_conpool as cp
 
 from ._errors import WriteTimeout
-from ._h2_state import ControlFrameFlood, H2State
+from ._h2_state import BodyLengthMismatch, ControlFrameFlood, H2State
 from ._h2_stream import H2Stream, StreamRefused, code_name
 
 if TYPE_CHECKING:
@@ -114,6 +114,17 @@ _CONFIG = h2.config.H2Configuration(
     normalize_outbound_headers=False,
 )
 _PING_DATA = itertools.count(1)
+#: What a request task reads from its stream. Other events naming a stream
+#: (PRIORITY, WINDOW_UPDATE) are the connection's business.
+_FOR_STREAMS = (
+    h2.events.ResponseReceived,
+    h2.events.InformationalResponseReceived,
+    h2.events.DataReceived,
+    h2.events.TrailersReceived,
+    h2.events.StreamEnded,
+    h2.events.StreamReset,
+    BodyLengthMismatch,
+)
 
 
 class HTTP2Connection:
@@ -347,9 +358,8 @@ class HTTP2Connection:
 
     def _dispatch(self, events: list[h2.events.Event]) -> None:
         for event in events:
-            stream_id = getattr(event, "stream_id", 0)
-            if stream_id and not isinstance(event, h2.events.WindowUpdated):
-                stream = self.streams.get(stream_id)
+            if isinstance(event, _FOR_STREAMS):
+                stream = self.streams.get(event.stream_id)
                 if stream is not None:
                     stream.deliver(event)
                 elif isinstance(event, h2.events.DataReceived):

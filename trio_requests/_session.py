@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import math
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
@@ -26,6 +27,7 @@ from ._errors import (
     RequestError,
     TLSError,
     TooManyRedirects,
+    TotalTimeout,
 )
 from ._exchange import Exchanger, Trace, Unprocessed
 from ._handler import HTTPHandler
@@ -127,6 +129,7 @@ class Session:
         self._h2_options = H2Options(
             stream_window=self.limits.http2_stream_window,
             max_header_bytes=self.limits.max_header_bytes,
+            max_streams=self.limits.http2_max_concurrent_streams,
             ping_after=http2_ping_interval,
             ping_timeout=http2_ping_timeout,
         )
@@ -194,12 +197,16 @@ class Session:
             RequestError: a subclass saying what failed (see the docs).
         """
         options = _SendOptions.pop_from(kwargs)
-        response = await self.send(self.build_request(method, url, **kwargs), **options.as_kwargs())
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        return response
+        request = self.build_request(method, url, **kwargs)
+        total = self._timeout_for(options.timeout).total
+        with trio.move_on_after(math.inf if total is None else total):
+            response = await self.send(request, **options.as_kwargs())
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+            return response
+        raise _total_timeout(request, total)
 
     async def get(self, url: str | URL, **kwargs: Any) -> Response:
         return await self.request("GET", url, **kwargs)
@@ -288,6 +295,9 @@ class Session:
         return response
 
     # -- internals --------------------------------------------------------------------
+
+    def _timeout_for(self, timeout: TimeoutArg | _Unset) -> Timeout:
+        return self.timeout if isinstance(timeout, _Unset) else Timeout.coerce(timeout)
 
     def _next_hop(
         self, request: Request, response: Response, follow: bool, hops: int
@@ -439,12 +449,19 @@ class StreamContext:
         self._response: Response | None = None
 
     async def __aenter__(self) -> Response:
-        self._response = await self._session.send(self._request, **self._options.as_kwargs())
-        return self._response
+        total = self._session._timeout_for(self._options.timeout).total
+        with trio.move_on_after(math.inf if total is None else total):
+            self._response = await self._session.send(self._request, **self._options.as_kwargs())
+            return self._response
+        raise _total_timeout(self._request, total)
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._response is not None:
             await self._response.aclose()
+
+
+def _total_timeout(request: Request, total: float | None) -> TotalTimeout:
+    return TotalTimeout(f"the request took longer than Timeout.total={total}s", request=request)
 
 
 def _authenticate(request: Request, auth: Auth | None) -> Request:
