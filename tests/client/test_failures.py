@@ -99,6 +99,28 @@ async def test_read_timeout(server: H11Server, autojump_clock: trio.testing.Mock
         assert_pool_clean(s)
 
 
+async def test_total_timeout_bounds_a_trickle_the_read_timeout_allows(
+    server: H11Server, autojump_clock: trio.testing.MockClock
+) -> None:
+    server.route("GET", "/trickle", Reply(200, body=b"x" * 100, trickle=1.0))
+    server.route("GET", "/slow-head", Reply(200, body=b"x", delay_headers=8))
+    timeout = tr.Timeout(read=2.0, total=30.0)
+    async with tr.Session(timeout=timeout, retries=0) as s:
+        start = trio.current_time()
+        with pytest.raises(tr.TotalTimeout, match=r"Timeout.total=30.0s"):
+            await s.get(server.url + "/trickle")
+        assert trio.current_time() - start == pytest.approx(30.0)
+        with pytest.raises(tr.TotalTimeout):
+            async with s.stream("GET", server.url + "/slow-head", timeout=tr.Timeout(total=5)):
+                pass
+        async with s.stream("GET", server.url + "/trickle") as response:
+            assert len(await response.aread()) == 100  # the head came in time: the body is ours
+        assert_pool_clean(s)
+    with pytest.raises(ValueError, match=r"Timeout\.total"):
+        tr.Timeout(total=0)
+    assert tr.Timeout(5).total is None
+
+
 async def test_write_timeout(server: H11Server, autojump_clock: trio.testing.MockClock) -> None:
     server.route("POST", "/", Reply(200, no_response=True, read_body=False))
     async with tr.Session(timeout=tr.Timeout(3.0), retries=0) as s:
