@@ -105,6 +105,12 @@ class TooManyRedirects(RequestError):
     """More redirects than ``max_redirects``, or a redirect loop."""
 
 
+class InsecureRedirect(RequestError):
+    """A redirect from https to http, which would send the request (and its
+    body) in the clear. ``Session(allow_https_to_http_redirects=True)``
+    follows them."""
+
+
 class InvalidURL(RequestError):
     """The URL cannot be requested: unsupported scheme, no host, bad port.
     Raised before any I/O."""

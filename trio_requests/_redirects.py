@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._errors import InvalidURL, StreamConsumed
+from ._errors import InsecureRedirect, InvalidURL, RemoteProtocolError, StreamConsumed
 from ._models import Request, Response
 
 #: Headers that describe the body, dropped when a redirect turns it into a GET.
@@ -22,14 +22,31 @@ def redirect_method(method: str, status: int) -> str:
     return method
 
 
-def build_redirect(request: Request, response: Response) -> Request:
+def _location(request: Request, response: Response) -> str:
+    """The Location as text. Header values arrive as latin-1; a URL's
+    non-ASCII characters are UTF-8 (RFC 3987), so the bytes are decoded as
+    such, and bytes that are not UTF-8 are the server's error."""
+    raw = response.headers["location"].encode("latin-1")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RemoteProtocolError(
+            f"invalid redirect from {request.url.without_credentials()}: "
+            f"its Location {raw!r} is not UTF-8",
+            request=request,
+        ) from exc
+
+
+def build_redirect(request: Request, response: Response, *, allow_downgrade: bool) -> Request:
     """The request that follows *response* (a redirect to *request*).
 
     Raises:
+        RemoteProtocolError: the Location is not UTF-8.
         InvalidURL: the Location is not an http(s) URL.
+        InsecureRedirect: https to http, and *allow_downgrade* is False.
         StreamConsumed: a 307/308 asks to resend a body that was streamed.
     """
-    location = response.headers["location"]
+    location = _location(request, response)
     try:
         url = request.url.join(location)
     except InvalidURL as exc:
@@ -38,6 +55,13 @@ def build_redirect(request: Request, response: Response) -> Request:
             f"to an unusable URL {location!r}: {exc}",
             request=request,
         ) from exc
+    if request.url.scheme == "https" and url.scheme == "http" and not allow_downgrade:
+        raise InsecureRedirect(
+            f"refusing the redirect from {request.url.without_credentials()} to "
+            f"{url.without_credentials()}: it leaves https for plain http "
+            "(Session(allow_https_to_http_redirects=True) follows such redirects)",
+            request=request,
+        )
     if not url.fragment and request.url.fragment:  # RFC 9110 §10.2.2
         url = url.join(f"#{request.url.fragment}")
     method = redirect_method(request.method, response.status_code)

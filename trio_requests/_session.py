@@ -70,7 +70,11 @@ class Session:
         pool: limits of the connection pool.
         limits: bounds on what responses may ask of us (:class:`Limits`).
         retries: a :class:`Retry`, or a number of retries.
-        follow_redirects, max_redirects: redirect policy.
+        follow_redirects, max_redirects: redirect policy. A redirect back to
+            a (method, URL) already requested is a loop: TooManyRedirects.
+        allow_https_to_http_redirects: follow a redirect from https to plain
+            http (off: it raises InsecureRedirect, since the request and any
+            body would then travel in the clear).
         headers: sent with every request (a request's own headers win).
         base_url: relative URLs are resolved against it.
         auth: ``(user, password)`` for Basic auth, or a callable that
@@ -98,6 +102,7 @@ class Session:
         retries: Retry | int | None = None,
         follow_redirects: bool = True,
         max_redirects: int = 20,
+        allow_https_to_http_redirects: bool = False,
         headers: HeaderInput = None,
         base_url: str | URL | None = None,
         auth: Auth | None = None,
@@ -109,6 +114,7 @@ class Session:
         self.retries = Retry.coerce(retries)
         self.follow_redirects = follow_redirects
         self.max_redirects = max_redirects
+        self.allow_https_to_http_redirects = allow_https_to_http_redirects
         self.headers = Headers(
             {
                 "User-Agent": f"trio-requests/{__version__}",
@@ -275,6 +281,7 @@ class Session:
         follow = self.follow_redirects if isinstance(follow_redirects, _Unset) else follow_redirects
         request = _authenticate(request, self.auth if isinstance(auth, _Unset) else auth)
         history: list[Response] = []
+        seen = {(request.method, request.url)}
         while True:
             response = await self._send_with_retries(request, limit)
             try:
@@ -284,6 +291,14 @@ class Session:
                 raise
             if next_request is None:
                 break
+            if (next_request.method, next_request.url) in seen:
+                await response.aclose()
+                raise TooManyRedirects(
+                    f"redirect loop: {request.url.without_credentials()} redirects to "
+                    f"{next_request.url.without_credentials()}, which was already requested",
+                    request=next_request,
+                )
+            seen.add((next_request.method, next_request.url))
             await _drain(response)
             if self._trace is not None:
                 self._trace(
@@ -309,7 +324,7 @@ class Session:
             return None
         if hops >= self.max_redirects:
             raise TooManyRedirects(f"exceeded max_redirects={self.max_redirects}", request=request)
-        return build_redirect(request, response)
+        return build_redirect(request, response, allow_downgrade=self.allow_https_to_http_redirects)
 
     async def _send_with_retries(self, request: Request, timeout: Timeout) -> Response:
         retry = self.retries

@@ -200,12 +200,22 @@ async def test_stale_keep_alive_connection_is_retried_transparently(server: H11S
 
 
 async def test_too_many_redirects(server: H11Server) -> None:
-    server.route("GET", "/loop", Reply(302, headers=[("location", "/loop")]))
+    server.route("GET", "/hop", [Reply(302, headers=[("location", f"/hop?{n}")]) for n in range(9)])
     async with tr.Session(max_redirects=5) as s:
         with pytest.raises(tr.TooManyRedirects, match="max_redirects=5"):
-            await s.get(server.url + "/loop")
+            await s.get(server.url + "/hop")
         assert_pool_clean(s)
     assert len(server.requests) == 6
+
+
+async def test_a_redirect_loop_stops_at_the_first_repeat(server: H11Server) -> None:
+    server.route("GET", "/a", Reply(302, headers=[("location", "/b")]))
+    server.route("GET", "/b", Reply(301, headers=[("location", "/a")]))
+    async with tr.Session() as s:
+        with pytest.raises(tr.TooManyRedirects, match=r"redirect loop: .*/b redirects to .*/a"):
+            await s.get(server.url + "/a")
+        assert_pool_clean(s)
+    assert [r.path for r in server.requests] == ["/a", "/b"]
 
 
 async def test_redirect_to_unsupported_scheme(server: H11Server) -> None:

@@ -156,7 +156,7 @@ class _Transfer:
         limit = options.max_redirs
         if limit != -1 and self.state.redirects >= limit:
             raise TooManyRedirects(f"Maximum ({limit}) redirects followed", request=request)
-        next_request = build_redirect(request, response)
+        next_request = build_redirect(request, response, allow_downgrade=True)  # as curl -L
         self.state.redirects += 1
         self.ctx.tracer.note(f"Issue another request to this URL: '{next_request.url}'")
         return next_request
