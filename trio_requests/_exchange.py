@@ -43,6 +43,11 @@ Trace = Callable[[str, dict[str, Any]], None]
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 
 
+def _shown(request: Request) -> str:
+    """The URL for trace events: never with its user:password."""
+    return str(request.url.without_credentials())
+
+
 def _mapped(exc: cp.PoolError, request: Request) -> RequestError:
     """trio_conpool's error as ours (the caller chains the original)."""
     message = str(exc)
@@ -207,7 +212,7 @@ class Exchanger:
         try:
             await conn.send_request(request, timeout.write)
             if self._trace is not None:
-                self._trace("request.sent", {"method": request.method, "url": str(request.url)})
+                self._trace("request.sent", {"method": request.method, "url": _shown(request)})
             head = await conn.receive_response(request, timeout.read, self._limits.max_header_count)
             response = self._response(head, lease, conn, request, timeout)
         except BaseException as exc:
@@ -238,7 +243,7 @@ class Exchanger:
         try:
             await stream.send_body(timeout.write)
             if self._trace is not None:
-                self._trace("request.sent", {"method": request.method, "url": str(request.url)})
+                self._trace("request.sent", {"method": request.method, "url": _shown(request)})
             status, headers = await stream.receive_head(timeout.read)
         except BaseException as exc:
             stream.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping
 from typing import TypeVar, Union, overload
 
@@ -10,6 +11,7 @@ from ._errors import LocalProtocolError
 HeaderInput = Union[Mapping[str, str], Iterable[tuple[str, str]], "Headers", None]
 
 _FORBIDDEN_IN_VALUES = ("\r", "\n", "\x00")
+is_token = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
 _T = TypeVar("_T")
 
 
@@ -148,3 +150,16 @@ def _check(name: str, value: str) -> None:
         raise TypeError(f"header names and values must be str, got {name!r}: {value!r}")
     if any(c in value or c in name for c in _FORBIDDEN_IN_VALUES):
         raise LocalProtocolError(f"header {name!r} contains CR, LF or NUL: {value!r}")
+    if not is_token(name):
+        raise LocalProtocolError(
+            f"header name {name!r} is not a token (RFC 9110 §5.1: letters, digits "
+            "and !#$%&'*+-.^_`|~; no spaces, colons or other separators)"
+        )
+    if not value.isascii():
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise LocalProtocolError(
+                f"header {name!r} has a value that is not latin-1: {value!r} "
+                "(percent-encode it, or use RFC 8187 encoding)"
+            ) from None

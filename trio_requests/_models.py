@@ -11,8 +11,14 @@ from email.message import Message
 from typing import Any, Protocol
 
 from ._decoders import ContentDecoder
-from ._errors import DecodingError, HTTPStatusError, ResponseClosed, StreamConsumed
-from ._headers import HeaderInput, Headers
+from ._errors import (
+    DecodingError,
+    HTTPStatusError,
+    LocalProtocolError,
+    ResponseClosed,
+    StreamConsumed,
+)
+from ._headers import HeaderInput, Headers, is_token
 from ._urls import URL
 
 RequestContent = bytes | str | AsyncIterable[bytes] | Iterable[bytes]
@@ -43,6 +49,11 @@ class Request:
         headers: HeaderInput = None,
         content: RequestContent | None = None,
     ) -> None:
+        if not is_token(method):
+            raise LocalProtocolError(
+                f"invalid method {method!r}: a method is a token (RFC 9110 §9.1), "
+                "letters, digits and !#$%&'*+-.^_`|~"
+            )
         self.method = method.upper()
         self.url = url if isinstance(url, URL) else URL(url)
         self.headers = Headers(headers)

@@ -302,7 +302,11 @@ class Session:
             await _drain(response)
             if self._trace is not None:
                 self._trace(
-                    "redirect", {"status": response.status_code, "url": str(next_request.url)}
+                    "redirect",
+                    {
+                        "status": response.status_code,
+                        "url": str(next_request.url.without_credentials()),
+                    },
                 )
             history.append(response)
             request = next_request

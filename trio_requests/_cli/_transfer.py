@@ -158,7 +158,9 @@ class _Transfer:
             raise TooManyRedirects(f"Maximum ({limit}) redirects followed", request=request)
         next_request = build_redirect(request, response, allow_downgrade=True)  # as curl -L
         self.state.redirects += 1
-        self.ctx.tracer.note(f"Issue another request to this URL: '{next_request.url}'")
+        self.ctx.tracer.note(
+            f"Issue another request to this URL: '{next_request.url.without_credentials()}'"
+        )
         return next_request
 
     async def _deliver(self, response: Response, heads: list[bytes]) -> None:
