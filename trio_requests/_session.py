@@ -205,7 +205,7 @@ class Session:
         options = _SendOptions.pop_from(kwargs)
         request = self.build_request(method, url, **kwargs)
         total = self._timeout_for(options.timeout).total
-        with trio.move_on_after(math.inf if total is None else total):
+        with trio.move_on_after(_seconds(total)):
             response = await self.send(request, **options.as_kwargs())
             try:
                 await response.aread()
@@ -277,9 +277,17 @@ class Session:
         Session's :class:`Retry`."""
         if self._exchanger is None:
             raise RuntimeError("use the Session inside `async with Session() as session:`")
-        limit = self.timeout if isinstance(timeout, _Unset) else Timeout.coerce(timeout)
+        limit = self._timeout_for(timeout)
         follow = self.follow_redirects if isinstance(follow_redirects, _Unset) else follow_redirects
         request = _authenticate(request, self.auth if isinstance(auth, _Unset) else auth)
+        with trio.move_on_after(_seconds(limit.total)):
+            return await self._follow(request, limit, follow)
+        raise _total_timeout(request, limit.total)
+
+    # -- internals --------------------------------------------------------------------
+
+    async def _follow(self, request: Request, limit: Timeout, follow: bool) -> Response:
+        """Send *request*, and the requests its redirects ask for."""
         history: list[Response] = []
         seen = {(request.method, request.url)}
         while True:
@@ -312,8 +320,6 @@ class Session:
             request = next_request
         response.history = history
         return response
-
-    # -- internals --------------------------------------------------------------------
 
     def _timeout_for(self, timeout: TimeoutArg | _Unset) -> Timeout:
         return self.timeout if isinstance(timeout, _Unset) else Timeout.coerce(timeout)
@@ -468,15 +474,16 @@ class StreamContext:
         self._response: Response | None = None
 
     async def __aenter__(self) -> Response:
-        total = self._session._timeout_for(self._options.timeout).total
-        with trio.move_on_after(math.inf if total is None else total):
-            self._response = await self._session.send(self._request, **self._options.as_kwargs())
-            return self._response
-        raise _total_timeout(self._request, total)
+        self._response = await self._session.send(self._request, **self._options.as_kwargs())
+        return self._response
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._response is not None:
             await self._response.aclose()
+
+
+def _seconds(limit: float | None) -> float:
+    return math.inf if limit is None else limit
 
 
 def _total_timeout(request: Request, total: float | None) -> TotalTimeout:
