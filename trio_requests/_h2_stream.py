@@ -255,8 +255,8 @@ class H2Stream:
             elif isinstance(event, h2.events.StreamEnded):
                 return b""
             elif isinstance(event, h2.events.TrailersReceived):
-                for name, value in event.headers:  # kept in place: Response holds it
-                    self.trailers.add(bytes(name).decode("latin-1"), bytes(value).decode("latin-1"))
+                # In place: the Response already holds this object.
+                self.trailers.extend_raw((bytes(n), bytes(v)) for n, v in event.headers)
             else:
                 raise self._failure(event)
 

@@ -54,6 +54,13 @@ class Headers(MutableMapping[str, str]):
             ]
         return headers
 
+    def extend_raw(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
+        """Append fields a parser (h11, h2) already validated, as :meth:`from_raw`
+        does: a server's fields are taken as sent, not checked as ours are."""
+        self._items += [
+            (n.decode("latin-1").lower(), n.decode("latin-1"), v.decode("latin-1")) for n, v in raw
+        ]
+
     def add(self, name: str, value: str) -> None:
         """Append a field, keeping any existing ones of that name."""
         _check(name, value)

@@ -175,8 +175,7 @@ class HTTP11Connection:
         if isinstance(event, h11.Data):
             return bytes(event.data)
         if isinstance(event, h11.EndOfMessage):
-            for name, value in event.headers.raw_items():
-                trailers.add(name.decode("latin-1"), value.decode("latin-1"))
+            trailers.extend_raw(event.headers.raw_items())
             return b""
         raise self._unexpected(event, request)
 

@@ -84,6 +84,7 @@ HEADER_FIELDS = st.lists(
             ("X-Upper", "1"),
             ("x-a", "a\r\nb"),
             ("location", "/next"),
+            ("x{y", "1"),  # not a token, which h2 lets through: must not look like our error
         ]
     ),
     max_size=5,
@@ -202,3 +203,20 @@ def test_http11_fuzzed_responses_raise_only_documented_errors(
 @given(payload=h2_payloads(), keep_open=st.booleans())
 def test_http2_fuzzed_frames_raise_only_documented_errors(payload: bytes, keep_open: bool) -> None:
     run(Script("h2", payload, keep_open))
+
+
+async def test_a_trailer_name_h2_lets_through_is_delivered_not_refused_as_ours() -> None:
+    """Found by this fuzzer: fields a server sends are taken as its parser
+    accepted them; only the fields *we* send are checked as tokens."""
+    fields = hpack.Encoder()
+    payload = (
+        h2_frame(0x1, fields.encode([(":status", "200")]), stream_id=1, flags=0x4)
+        + h2_frame(0x0, b"ok", stream_id=1)
+        + h2_frame(0x1, fields.encode([("x{y", "1")]), stream_id=1, flags=0x5)
+    )
+    async with open_h2_server() as server:
+        server.route("GET", "/", Reply(200, raw=payload))
+        async with tr.Session(http2_prior_knowledge=True) as session:
+            response = await session.get(server.url + "/")
+    assert response.content == b"ok"
+    assert response.trailers["x{y"] == "1"
