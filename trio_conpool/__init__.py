@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._breaker import CircuitBreaker, CircuitOpen
 from ._config import PoolConfig
 from ._endpoint import Endpoint, TLSConfig
 from ._errors import (
@@ -20,6 +21,8 @@ from ._stats import EndpointStats
 
 __all__ = [
     "AccessMode",
+    "CircuitBreaker",
+    "CircuitOpen",
     "ConnectError",
     "ConnectTimeout",
     "ConnectionInfo",

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._breaker import Breaker
 from ._endpoint import Endpoint
 from ._state import ConnState
 from ._stats import EndpointStats
@@ -86,6 +87,7 @@ class Book:
     total_reused: int = 0
     total_closed: int = 0
     errors: int = 0
+    breaker: Breaker | None = None  # PoolConfig.circuit_breaker's state, once used
 
     @property
     def open_count(self) -> int:
@@ -105,4 +107,6 @@ class Book:
             connecting=c[_S.CONNECTING],
             draining=c[_S.DRAINING],
             leases=self.leases,
+            circuit=self.breaker.state.value if self.breaker is not None else "closed",
+            circuit_rejections=self.breaker.rejected if self.breaker is not None else 0,
         )

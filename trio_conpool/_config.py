@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
+from ._breaker import CircuitBreaker
+
 if TYPE_CHECKING:
     from ._endpoint import Endpoint
     from ._handler import ConnectionInfo
@@ -68,6 +70,9 @@ class PoolConfig:
         check_readable: before reusing an idle exclusive connection, check
             without blocking that the peer has not closed it or sent
             unexpected bytes.
+        circuit_breaker: a :class:`CircuitBreaker` to stop connecting to an
+            endpoint that keeps failing (fast :class:`CircuitOpen` errors
+            until it may have recovered); None (the default) never stops.
         on_connection_created, on_connection_closed, on_connection_reused:
             sync ``(endpoint, info)`` hooks. A hook that raises is reported
             through :func:`warnings.warn` and the pool carries on.
@@ -84,6 +89,7 @@ class PoolConfig:
     close_timeout: float = 5.0
     health_check: HealthCheck | None = None
     check_readable: bool = True
+    circuit_breaker: CircuitBreaker | None = None
     on_connection_created: ConnectionHook | None = None
     on_connection_closed: ConnectionHook | None = None
     on_connection_reused: ConnectionHook | None = None
@@ -107,6 +113,13 @@ class PoolConfig:
         if not isinstance(self.check_readable, bool):
             raise ValueError(
                 f"PoolConfig.check_readable must be a bool, got {self.check_readable!r}"
+            )
+        if self.circuit_breaker is not None and not isinstance(
+            self.circuit_breaker, CircuitBreaker
+        ):
+            raise ValueError(
+                "PoolConfig.circuit_breaker must be a CircuitBreaker or None, "
+                f"got {self.circuit_breaker!r}"
             )
         for f in fields(self):
             if f.name.startswith("on_") or f.name == "health_check":

@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar, overload
 import trio
 
 from ._books import Conn, ConnectGrant, FailureGrant, Grant, LeaseGrant, Waiter, Work
+from ._breaker import Admission, Gate
 from ._config import DEFAULT, ConnectionHook, PoolConfig, Trace
 from ._connect import IdleCheck, open_transport, peek_idle, probe_tls_idle
 from ._connection import PooledConnection
@@ -54,6 +55,7 @@ class Pool(Generic[S]):
             jitter=config.jitter,
             is_healthy=self._is_healthy,
         )
+        self._gate = Gate(config.circuit_breaker)
         self._reaper_scope = trio.CancelScope()
         self._settled = trio.lowlevel.ParkingLot()  # woken whenever connections close
 
@@ -84,12 +86,15 @@ class Pool(Generic[S]):
             trace: called with ``("pool.wait_started", {})``,
                 ``("pool.wait_finished", {})``, ``("connect.started", {})``,
                 ``("connect.finished", {"alpn", "tls_version", "peer"})`` and
-                ``("connection.reused", {"use_count", "peer"})``.
+                ``("connection.reused", {"use_count", "peer"})``, and
+                ``("circuit.open" / "circuit.half_open" / "circuit.closed",
+                {"endpoint"})`` when the circuit breaker changes state.
 
         Raises:
             PoolTimeout: no capacity within ``pool_timeout``.
             PoolClosed: the pool is closing.
             ConnectError, ConnectTimeout, TLSError: opening failed.
+            CircuitOpen: the endpoint's circuit breaker is open.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
         if pool_timeout is DEFAULT:
@@ -102,7 +107,8 @@ class Pool(Generic[S]):
             if isinstance(grant, FailureGrant):
                 raise self._failure(endpoint, grant.error)
             if isinstance(grant, ConnectGrant):
-                lease = await self._open(grant.conn, connect_timeout, trace)
+                admission = self._admit(grant.conn, trace)
+                lease = await self._open(grant.conn, connect_timeout, trace, admission)
             else:
                 lease = await self._checkout(grant, trace)
             if lease is not None:
@@ -212,10 +218,23 @@ class Pool(Generic[S]):
 
     # -- opening and closing -------------------------------------------------
 
-    async def _open(self, conn: Conn, limit: float | None, trace: Trace | None) -> Lease[S] | None:
+    def _admit(self, conn: Conn, trace: Trace | None) -> Admission:
+        """Ask the endpoint's circuit breaker before connecting; if it says
+        no, give the reservation back and fail fast."""
+        now = trio.current_time()
+        admission = self._gate.admit(conn.book, now, trace)
+        if admission is Admission.REFUSED:
+            # No error for the ledger: the waiters behind us ask the breaker too.
+            self._apply(self._ledger.connect_failed(conn, None, now))
+            raise self._gate.refusal(conn.book, now)
+        return admission
+
+    async def _open(
+        self, conn: Conn, limit: float | None, trace: Trace | None, admission: Admission
+    ) -> Lease[S] | None:
         """Open the connection the ledger reserved as *conn* and take its
         first lease (None if it came up with no capacity)."""
-        grant = await self._establish(conn, limit, trace, lease=True)
+        grant = await self._establish(conn, limit, trace, lease=True, admission=admission)
         if grant is None:
             if self._ledger.closed:
                 raise PoolClosed("the pool closed while connecting", endpoint=conn.book.endpoint)
@@ -223,7 +242,13 @@ class Pool(Generic[S]):
         return await self._checkout(grant, trace, fresh=True)
 
     async def _establish(
-        self, conn: Conn, limit: float | None, trace: Trace | None, *, lease: bool
+        self,
+        conn: Conn,
+        limit: float | None,
+        trace: Trace | None,
+        *,
+        lease: bool,
+        admission: Admission,
     ) -> LeaseGrant | None:
         endpoint = conn.book.endpoint
         deadline = math.inf if limit is None else trio.current_time() + limit
@@ -234,8 +259,11 @@ class Pool(Generic[S]):
             connection: PooledConnection[S] = await self._start(conn, transport, deadline, limit)
         except BaseException as exc:
             error = exc if isinstance(exc, Exception) else None
-            self._apply(self._ledger.connect_failed(conn, error, trio.current_time()))
+            now = trio.current_time()
+            self._gate.settle(conn.book, admission, exc, now, trace)
+            self._apply(self._ledger.connect_failed(conn, error, now))
             raise
+        self._gate.settle(conn.book, admission, None, trio.current_time(), trace)
         if trace is not None:
             info = connection.info
             trace(
@@ -363,7 +391,10 @@ class Pool(Generic[S]):
 
         async def one(conn: Conn) -> None:
             try:
-                await self._establish(conn, self.config.connect_timeout, None, lease=False)
+                admission = self._admit(conn, None)
+                await self._establish(
+                    conn, self.config.connect_timeout, None, lease=False, admission=admission
+                )
             except PoolError as exc:
                 errors.append(exc)
 

@@ -24,6 +24,9 @@ class EndpointStats:
         draining: connections finishing their leases before closing.
         leases: leases currently held (equals ``active`` for exclusive
             protocols; more for multiplexed ones).
+        circuit: the circuit breaker's state, ``"closed"``, ``"open"`` or
+            ``"half_open"`` (always ``"closed"`` with no breaker configured).
+        circuit_rejections: connects the open breaker refused, ever.
     """
 
     active: int = 0
@@ -36,3 +39,5 @@ class EndpointStats:
     connecting: int = 0
     draining: int = 0
     leases: int = 0
+    circuit: str = "closed"
+    circuit_rejections: int = 0

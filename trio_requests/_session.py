@@ -386,6 +386,8 @@ class Session:
     def _may_retry(self, retry: Retry, request: Request, exc: RequestError) -> bool:
         if retry.exhausted or not request.replayable or isinstance(exc, TLSError):
             return False
+        if isinstance(exc.__cause__, cp.CircuitOpen):
+            return False  # the breaker exists to fail fast: retrying defeats it
         if isinstance(exc, ConnectError):
             return True  # the request never left: safe for any method
         return retry.is_method_retryable(request.method)
