@@ -8,6 +8,7 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from ._breaker import CircuitBreaker
+from ._dns import Resolver
 
 if TYPE_CHECKING:
     from ._endpoint import Endpoint
@@ -70,6 +71,17 @@ class PoolConfig:
         check_readable: before reusing an idle exclusive connection, check
             without blocking that the peer has not closed it or sent
             unexpected bytes.
+        dns_cache_ttl: seconds a host name's addresses are reused before it
+            is looked up again; 0 asks the resolver for every connection.
+            60 s: a burst of connects makes one lookup, and a DNS change is
+            seen within a minute (``getaddrinfo`` does not tell the record's
+            own TTL, so this is the bound).
+        dns_negative_ttl: seconds a failed lookup is remembered. 5 s: a
+            misspelt or vanished host does not hammer the resolver, and a
+            name that appears is found soon.
+        resolver: ``async (host, port) -> [(family, sockaddr), ...]`` to use
+            instead of the system's ``getaddrinfo`` (custom DNS, tests); it
+            raises an OSError when the name does not resolve.
         circuit_breaker: a :class:`CircuitBreaker` to stop connecting to an
             endpoint that keeps failing (fast :class:`CircuitOpen` errors
             until it may have recovered); None (the default) never stops.
@@ -89,6 +101,9 @@ class PoolConfig:
     close_timeout: float = 5.0
     health_check: HealthCheck | None = None
     check_readable: bool = True
+    dns_cache_ttl: float = 60.0
+    dns_negative_ttl: float = 5.0
+    resolver: Resolver | None = None
     circuit_breaker: CircuitBreaker | None = None
     on_connection_created: ConnectionHook | None = None
     on_connection_closed: ConnectionHook | None = None
@@ -107,6 +122,8 @@ class PoolConfig:
         if self.pool_timeout is not None:
             _positive("pool_timeout", self.pool_timeout, zero_ok=True)
         _positive("close_timeout", self.close_timeout)
+        _positive("dns_cache_ttl", self.dns_cache_ttl, zero_ok=True)
+        _positive("dns_negative_ttl", self.dns_negative_ttl, zero_ok=True)
         _positive("jitter", self.jitter, zero_ok=True)
         if self.jitter > 0.5:
             raise ValueError(f"PoolConfig.jitter must be <= 0.5, got {self.jitter!r}")
@@ -122,7 +139,7 @@ class PoolConfig:
                 f"got {self.circuit_breaker!r}"
             )
         for f in fields(self):
-            if f.name.startswith("on_") or f.name == "health_check":
+            if f.name.startswith("on_") or f.name in ("health_check", "resolver"):
                 value = getattr(self, f.name)
                 if value is not None and not callable(value):
                     raise ValueError(f"PoolConfig.{f.name} must be callable, got {value!r}")

@@ -33,6 +33,7 @@ from typing import Any
 
 import trio
 
+from ._dns import DNSCache, connect_any, is_ip_literal
 from ._endpoint import Endpoint, TLSConfig
 from ._errors import ConnectError, ConnectTimeout, TLSError
 
@@ -60,13 +61,17 @@ class Transport:
 
 # A timeout parameter rather than the caller's fail_after (ASYNC109): expiry
 # must become ConnectTimeout naming the endpoint, not trio.TooSlowError.
-async def open_transport(endpoint: Endpoint, *, timeout: float | None) -> Transport:
+async def open_transport(
+    endpoint: Endpoint, *, timeout: float | None, dns: DNSCache | None = None
+) -> Transport:
     """Connect to *endpoint* and, if it has a TLSConfig, complete the handshake.
 
     Args:
-        endpoint: where to connect; TCP goes through :func:`trio.open_tcp_stream`
-            (happy eyeballs over every resolved address).
+        endpoint: where to connect; TCP races every resolved address (happy
+            eyeballs).
         timeout: seconds for DNS, connect and handshake together; None: no limit.
+        dns: where host names are looked up; None: :func:`trio.open_tcp_stream`
+            asks the system each time.
 
     Raises:
         ConnectTimeout: *timeout* expired.
@@ -77,7 +82,7 @@ async def open_transport(endpoint: Endpoint, *, timeout: float | None) -> Transp
     propagates; ``Cancelled`` itself is never converted.
     """
     with trio.CancelScope() if timeout is None else trio.move_on_after(timeout):
-        stream = await _connect(endpoint)
+        stream = await _connect(endpoint, dns)
         try:
             return await _finish(stream, endpoint)
         except BaseException:
@@ -86,11 +91,13 @@ async def open_transport(endpoint: Endpoint, *, timeout: float | None) -> Transp
     raise ConnectTimeout(f"connecting to {endpoint} timed out after {timeout} s", endpoint=endpoint)
 
 
-async def _connect(endpoint: Endpoint) -> trio.SocketStream:
+async def _connect(endpoint: Endpoint, dns: DNSCache | None) -> trio.SocketStream:
     try:
         if endpoint.unix_path is not None:
             return await trio.open_unix_socket(endpoint.unix_path)
-        return await trio.open_tcp_stream(endpoint.host, endpoint.port)
+        if dns is None or is_ip_literal(endpoint.host):
+            return await trio.open_tcp_stream(endpoint.host, endpoint.port)
+        return await connect_any(await dns.resolve(endpoint.host, endpoint.port))
     except OSError as exc:
         raise _connect_error(endpoint, exc) from exc
 

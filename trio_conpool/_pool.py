@@ -19,6 +19,7 @@ from ._breaker import Admission, Gate
 from ._config import DEFAULT, ConnectionHook, PoolConfig, Trace
 from ._connect import IdleCheck, open_transport, peek_idle, probe_tls_idle
 from ._connection import PooledConnection
+from ._dns import DNSCache, system_resolver
 from ._endpoint import Endpoint
 from ._errors import ConnectError, ConnectTimeout, PoolClosed, PoolError, PoolTimeout
 from ._handler import ConnectionInfo, Multiplexed, ProtocolHandler, RawStream
@@ -56,6 +57,13 @@ class Pool(Generic[S]):
             is_healthy=self._is_healthy,
         )
         self._gate = Gate(config.circuit_breaker)
+        self.dns: DNSCache | None = None
+        if config.resolver is not None or config.dns_cache_ttl > 0:
+            self.dns = DNSCache(
+                config.resolver or system_resolver,
+                ttl=config.dns_cache_ttl,
+                negative_ttl=config.dns_negative_ttl,
+            )
         self._reaper_scope = trio.CancelScope()
         self._settled = trio.lowlevel.ParkingLot()  # woken whenever connections close
 
@@ -255,7 +263,7 @@ class Pool(Generic[S]):
         if trace is not None:
             trace("connect.started", {"endpoint": endpoint})
         try:
-            transport = await open_transport(endpoint, timeout=limit)
+            transport = await open_transport(endpoint, timeout=limit, dns=self.dns)
             connection: PooledConnection[S] = await self._start(conn, transport, deadline, limit)
         except BaseException as exc:
             error = exc if isinstance(exc, Exception) else None
