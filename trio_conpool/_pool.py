@@ -30,6 +30,9 @@ from ._stats import EndpointStats
 S = TypeVar("S")
 logger = logging.getLogger("trio_conpool")
 
+#: Seconds between two checks of :meth:`Pool.keep_warm`'s targets.
+WARM_INTERVAL = 1.0
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class WarmResult:
@@ -57,6 +60,8 @@ class Pool(Generic[S]):
             is_healthy=self._is_healthy,
         )
         self._gate = Gate(config.circuit_breaker)
+        self._warm_targets: dict[Endpoint, int] = {}
+        self._warming = False
         self.dns: DNSCache | None = None
         if config.resolver is not None or config.dns_cache_ttl > 0:
             self.dns = DNSCache(
@@ -410,6 +415,35 @@ class Pool(Generic[S]):
             for grant in grants:
                 nursery.start_soon(one, grant.conn)
         return WarmResult(opened=len(grants) - len(errors), errors=tuple(errors))
+
+    def keep_warm(self, endpoint: Endpoint, min_idle: int) -> None:
+        """Keep at least *min_idle* idle connections to *endpoint*, opened in
+        the background (within the limits) so that a burst finds them ready;
+        0 stops. Checked every :data:`WARM_INTERVAL` seconds; failures are
+        logged at debug level and tried again at the next check (an open
+        circuit breaker makes them free). For a multiplexed protocol a
+        connection is idle while it carries no stream."""
+        if isinstance(min_idle, bool) or not isinstance(min_idle, int) or min_idle < 0:
+            raise ValueError(f"min_idle must be an int >= 0, got {min_idle!r}")
+        if min_idle == 0:
+            self._warm_targets.pop(endpoint, None)
+            return
+        self._warm_targets[endpoint] = min_idle
+        if not self._warming:
+            self._warming = True
+            self._nursery.start_soon(self._keep_warm)
+
+    async def _keep_warm(self) -> None:
+        while self._warm_targets and not self._ledger.closed:
+            for endpoint, target in list(self._warm_targets.items()):
+                stats = self.stats(endpoint)
+                missing = target - stats.idle - stats.connecting
+                if missing > 0:
+                    result = await self.warm(endpoint, missing)
+                    for error in result.errors:
+                        logger.debug("keep_warm(%s): %s", endpoint, error)
+            await trio.sleep(WARM_INTERVAL)
+        self._warming = False
 
     async def close_idle_connections(self, endpoint: Endpoint) -> None:
         """Close the endpoint's idle connections now; leased ones stay."""
