@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import ModuleType
+from typing import TypeVar
 
 import trio
 import trio.testing
@@ -16,6 +19,29 @@ import trio_requests as tr
 from trio_requests.testing import Reply
 
 ROOT = Path(__file__).resolve().parent.parent
+_T = TypeVar("_T")
+
+
+async def within_real_time(seconds: float, operation: Callable[[], Awaitable[_T]]) -> _T:
+    """Run *operation*, failing if it takes more than *seconds* of real time.
+
+    Under a MockClock a hang (every task waiting) ends in virtual time; a
+    busy loop never lets the clock jump, so only a real-time watchdog, a
+    thread, catches it."""
+    token = trio.lowlevel.current_trio_token()
+    with trio.CancelScope() as watchdog:
+
+        def bark() -> None:
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(watchdog.cancel)
+
+        timer = threading.Timer(seconds, bark)
+        timer.start()
+        try:
+            return await operation()
+        finally:
+            timer.cancel()
+    raise AssertionError(f"still running after {seconds}s of real time: a busy loop?")
 
 
 def load_script(folder: str, name: str) -> ModuleType:

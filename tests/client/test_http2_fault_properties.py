@@ -29,12 +29,11 @@ The example count follows the hypothesis profile (tests/conftest.py):
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import ssl
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import h2.errors
@@ -45,7 +44,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import trio_requests as tr
-from tests.helpers import assert_pool_clean, count_tasks, open_fds
+from tests.helpers import assert_pool_clean, count_tasks, open_fds, within_real_time
 from trio_requests.testing import (
     ChangeSettings,
     DropConnection,
@@ -246,20 +245,7 @@ SCENARIO: contextvars.ContextVar[Scenario] = contextvars.ContextVar("scenario")
 async def run(scenario: Scenario) -> tuple[list[Outcome], H2Server, tr.SessionStats]:
     """Run the scenario, bounded in virtual time (a hang: every task waits)
     and in real time (a busy loop, which virtual time never sees)."""
-    token = trio.lowlevel.current_trio_token()
-    with trio.CancelScope() as watchdog:
-
-        def bark() -> None:
-            with contextlib.suppress(trio.RunFinishedError):
-                token.run_sync_soon(watchdog.cancel)
-
-        timer = threading.Timer(REAL_TIME_BOUND, bark)
-        timer.start()
-        try:
-            return await _run(scenario)
-        finally:
-            timer.cancel()
-    raise AssertionError(f"still running after {REAL_TIME_BOUND}s of real time: a busy loop?")
+    return await within_real_time(REAL_TIME_BOUND, partial(_run, scenario))
 
 
 async def _run(scenario: Scenario) -> tuple[list[Outcome], H2Server, tr.SessionStats]:

@@ -15,7 +15,6 @@ clean and the same Session still works against a good server.
 from __future__ import annotations
 
 import contextlib
-import threading
 from dataclasses import dataclass
 from functools import partial
 
@@ -26,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import trio_requests as tr
-from tests.helpers import assert_pool_clean
+from tests.helpers import assert_pool_clean, within_real_time
 from trio_requests.testing import Reply, h2_frame, open_h2_server, open_h11_server
 
 #: Real-time bound per example: virtual time hides a busy loop, this does not.
@@ -166,22 +165,8 @@ async def exchange(script: Script) -> None:
 
 
 async def bounded(script: Script) -> None:
-    token = trio.lowlevel.current_trio_token()
-    with trio.CancelScope() as watchdog:
-
-        def bark() -> None:
-            with contextlib.suppress(trio.RunFinishedError):
-                token.run_sync_soon(watchdog.cancel)
-
-        timer = threading.Timer(REAL_TIME_BOUND, bark)
-        timer.start()
-        try:
-            with trio.fail_after(300):  # virtual seconds: a hang
-                await exchange(script)
-                return
-        finally:
-            timer.cancel()
-    raise AssertionError(f"still running after {REAL_TIME_BOUND}s of real time: a busy loop?")
+    with trio.fail_after(300):  # virtual seconds: a hang
+        await within_real_time(REAL_TIME_BOUND, partial(exchange, script))
 
 
 def run(script: Script) -> None:
