@@ -92,7 +92,7 @@ class Headers(MutableMapping[str, str]):
                 out.append(((key if lowercase else name).encode("ascii"), value.encode("latin-1")))
             except UnicodeEncodeError as exc:
                 raise LocalProtocolError(
-                    f"header {name!r} has characters that cannot be sent: {value!r}"
+                    f"header {name!r} has characters that cannot be sent: {_shown(name, value)}"
                 ) from exc
         return out
 
@@ -150,13 +150,21 @@ class Headers(MutableMapping[str, str]):
 _SECRET = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
+def _shown(name: object, value: object) -> str:
+    """*value* for an error message: a credential's is hidden, as in
+    :meth:`Headers.__repr__`, because messages end up in logs."""
+    if isinstance(name, str) and name.lower() in _SECRET:
+        return "[secure]"
+    return repr(value)
+
+
 def _check(name: str, value: str) -> None:
     """Refuse a field that would split the message (RFC 9110 §5.5) at the
     moment it is set, so a bad header fails before any I/O."""
     if not isinstance(name, str) or not isinstance(value, str):
-        raise TypeError(f"header names and values must be str, got {name!r}: {value!r}")
+        raise TypeError(f"header names and values must be str, got {name!r}: {_shown(name, value)}")
     if any(c in value or c in name for c in _FORBIDDEN_IN_VALUES):
-        raise LocalProtocolError(f"header {name!r} contains CR, LF or NUL: {value!r}")
+        raise LocalProtocolError(f"header {name!r} contains CR, LF or NUL: {_shown(name, value)}")
     if not is_token(name):
         raise LocalProtocolError(
             f"header name {name!r} is not a token (RFC 9110 §5.1: letters, digits "
@@ -167,6 +175,6 @@ def _check(name: str, value: str) -> None:
             value.encode("latin-1")
         except UnicodeEncodeError:
             raise LocalProtocolError(
-                f"header {name!r} has a value that is not latin-1: {value!r} "
+                f"header {name!r} has a value that is not latin-1: {_shown(name, value)} "
                 "(percent-encode it, or use RFC 8187 encoding)"
             ) from None

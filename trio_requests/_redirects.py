@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._errors import InsecureRedirect, InvalidURL, RemoteProtocolError, StreamConsumed
 from ._models import Request, Response
+from ._urls import masked_url
 
 #: Headers that describe the body, dropped when a redirect turns it into a GET.
 _BODY_HEADERS = ("content-type", "content-length", "transfer-encoding", "content-encoding")
@@ -26,19 +27,37 @@ def _location(request: Request, response: Response) -> str:
     """The Location as text. Header values arrive as latin-1; a URL's
     non-ASCII characters are UTF-8 (RFC 3987), so the bytes are decoded as
     such, and bytes that are not UTF-8 are the server's error."""
-    raw = response.headers["location"].encode("latin-1")
+    text = response.headers["location"]
+    raw = text.encode("latin-1")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
+        shown = masked_url(text)
+        # The decode error quotes the bytes: with a user:password, it must go.
+        cause = exc if shown == text else None
         raise RemoteProtocolError(
             f"invalid redirect from {request.url.without_credentials()}: "
-            f"its Location {raw!r} is not UTF-8",
+            f"its Location {shown.encode('latin-1')!r} is not UTF-8",
             request=request,
-        ) from exc
+        ) from cause
 
 
-def build_redirect(request: Request, response: Response, *, allow_downgrade: bool) -> Request:
+def build_redirect(
+    request: Request,
+    response: Response,
+    *,
+    allow_downgrade: bool,
+    cookie_from_jar: bool = False,
+) -> Request:
     """The request that follows *response* (a redirect to *request*).
+
+    Args:
+        allow_downgrade: follow a redirect from https to http.
+        cookie_from_jar: the Cookie header of *request* was not the
+            caller's but the cookie jar's choice for *request*'s URL. It is
+            dropped, so the jar chooses afresh for the new URL: its path,
+            domain and Secure rules apply there, and cookies the redirect
+            itself set are sent.
 
     Raises:
         RemoteProtocolError: the Location is not UTF-8.
@@ -52,7 +71,7 @@ def build_redirect(request: Request, response: Response, *, allow_downgrade: boo
     except InvalidURL as exc:
         raise InvalidURL(
             f"redirect from {request.url.without_credentials()} "
-            f"to an unusable URL {location!r}: {exc}",
+            f"to an unusable URL {masked_url(location)!r}: {exc}",
             request=request,
         ) from exc
     if request.url.scheme == "https" and url.scheme == "http" and not allow_downgrade:
@@ -81,4 +100,6 @@ def build_redirect(request: Request, response: Response, *, allow_downgrade: boo
     if url.origin != request.url.origin:
         for name in _CREDENTIALS:
             headers.pop(name, None)
+    elif cookie_from_jar:
+        headers.pop("cookie", None)
     return Request(method, url, headers=headers, content=content)

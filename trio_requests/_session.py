@@ -46,6 +46,9 @@ __version__ = "0.1.0"
 
 Auth = tuple[str, str] | Callable[[Request], Request]
 TimeoutArg = Timeout | float | None
+#: What makes two requests of a redirect chain the same request: method,
+#: origin, target and Cookie header (the fragment is never sent).
+_HopKey = tuple[str, tuple[str, str, int], str, str | None]
 #: Redirect bodies up to this size are read so the connection can be
 #: reused; larger ones are dropped with the connection.
 _DRAIN_LIMIT = 65536
@@ -71,7 +74,10 @@ class Session:
         limits: bounds on what responses may ask of us (:class:`Limits`).
         retries: a :class:`Retry`, or a number of retries.
         follow_redirects, max_redirects: redirect policy. A redirect back to
-            a (method, URL) already requested is a loop: TooManyRedirects.
+            a (method, URL) already requested with the same cookies is a
+            loop: TooManyRedirects at once. Credentials (Authorization,
+            Cookie, Proxy-Authorization) never follow a redirect to another
+            origin.
         allow_https_to_http_redirects: follow a redirect from https to plain
             http (off: it raises InsecureRedirect, since the request and any
             body would then travel in the clear).
@@ -287,26 +293,31 @@ class Session:
     # -- internals --------------------------------------------------------------------
 
     async def _follow(self, request: Request, limit: Timeout, follow: bool) -> Response:
-        """Send *request*, and the requests its redirects ask for."""
+        """Send *request*, and the requests its redirects ask for.
+
+        A redirect to a request already made (same method, URL and cookies)
+        is a loop: the server would answer it as before, so it fails now
+        rather than after ``max_redirects`` hops. Cookies count because a
+        server that sets one and redirects back to the same URL (a common
+        "do you keep cookies?" check) is not looping.
+        """
         history: list[Response] = []
-        seen = {(request.method, request.url)}
+        seen: set[_HopKey] = set()
         while True:
+            callers_cookie = "cookie" in request.headers  # before _frame adds the jar's
             response = await self._send_with_retries(request, limit)
+            seen.add(_hop_key(request, request.headers.get("cookie")))  # as sent
             try:
-                next_request = self._next_hop(request, response, follow, len(history))
+                next_request = self._next_hop(
+                    request, response, follow, len(history), cookie_from_jar=not callers_cookie
+                )
+                if next_request is not None:
+                    self._refuse_loop(request, next_request, seen)
             except BaseException:
                 await response.aclose()
                 raise
             if next_request is None:
                 break
-            if (next_request.method, next_request.url) in seen:
-                await response.aclose()
-                raise TooManyRedirects(
-                    f"redirect loop: {request.url.without_credentials()} redirects to "
-                    f"{next_request.url.without_credentials()}, which was already requested",
-                    request=next_request,
-                )
-            seen.add((next_request.method, next_request.url))
             await _drain(response)
             if self._trace is not None:
                 self._trace(
@@ -321,20 +332,47 @@ class Session:
         response.history = history
         return response
 
+    def _refuse_loop(self, request: Request, next_request: Request, seen: set[_HopKey]) -> None:
+        """Raise TooManyRedirects if *next_request* would repeat a request of
+        this chain, with the Cookie header :meth:`_frame` would give it."""
+        if "cookie" in next_request.headers:
+            cookie = next_request.headers.get("cookie")
+        else:
+            cookie = self.cookies.header_for(str(next_request.url), time.time())
+        if _hop_key(next_request, cookie) in seen:
+            raise TooManyRedirects(
+                f"redirect loop: {request.url.without_credentials()} redirects to "
+                f"{next_request.url.without_credentials()}, which was already requested",
+                request=next_request,
+            )
+
     def _timeout_for(self, timeout: TimeoutArg | _Unset) -> Timeout:
         return self.timeout if isinstance(timeout, _Unset) else Timeout.coerce(timeout)
 
     def _next_hop(
-        self, request: Request, response: Response, follow: bool, hops: int
+        self,
+        request: Request,
+        response: Response,
+        follow: bool,
+        hops: int,
+        *,
+        cookie_from_jar: bool,
     ) -> Request | None:
-        """Keep the cookies *response* sets; the redirect to follow, if any."""
+        """Keep the cookies *response* sets; the redirect to follow, if any.
+        *cookie_from_jar*: *request*'s Cookie header is the jar's, not the
+        caller's (see :func:`build_redirect`)."""
         if set_cookies := response.headers.get_list("set-cookie"):
             self.cookies.extract(str(request.url), set_cookies, time.time())
         if not (follow and response.is_redirect):
             return None
         if hops >= self.max_redirects:
             raise TooManyRedirects(f"exceeded max_redirects={self.max_redirects}", request=request)
-        return build_redirect(request, response, allow_downgrade=self.allow_https_to_http_redirects)
+        return build_redirect(
+            request,
+            response,
+            allow_downgrade=self.allow_https_to_http_redirects,
+            cookie_from_jar=cookie_from_jar,
+        )
 
     async def _send_with_retries(self, request: Request, timeout: Timeout) -> Response:
         retry = self.retries
@@ -503,6 +541,10 @@ def _authenticate(request: Request, auth: Auth | None) -> Request:
     token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
     request.headers["Authorization"] = f"Basic {token}"
     return request
+
+
+def _hop_key(request: Request, cookie: str | None) -> _HopKey:
+    return (request.method, request.url.origin, request.url.target, cookie)
 
 
 async def _drain(response: Response) -> None:

@@ -44,22 +44,27 @@ class URL:
             return
         if not isinstance(url, str):
             raise InvalidURL(f"URL must be a str, got {type(url).__name__}")
+        # Error messages show masked_url(url): never a user:password.
         if _CONTROL_OR_SPACE.search(url):
-            raise InvalidURL(f"URL contains whitespace or control characters: {url!r}")
+            raise InvalidURL(f"URL contains whitespace or control characters: {masked_url(url)!r}")
         try:
             parts = urlsplit(url)
             port = parts.port
         except ValueError as exc:
-            raise InvalidURL(f"invalid URL {url!r}: {exc}") from exc
+            reason = _without(url, exc)
+            # A cause that quotes user:password would show it in tracebacks.
+            cause = exc if reason == str(exc) else None
+            raise InvalidURL(f"invalid URL {masked_url(url)!r}: {reason}") from cause
         scheme = parts.scheme.lower()
         if scheme not in DEFAULT_PORTS:
             raise InvalidURL(
-                f"unsupported URL scheme {parts.scheme!r} in {url!r}: use http:// or https://"
+                f"unsupported URL scheme {parts.scheme!r} in {masked_url(url)!r}: "
+                "use http:// or https://"
             )
         if not parts.hostname:
-            raise InvalidURL(f"URL has no host: {url!r}")
+            raise InvalidURL(f"URL has no host: {masked_url(url)!r}")
         if port == 0:
-            raise InvalidURL(f"URL has port 0: {url!r}")
+            raise InvalidURL(f"URL has port 0: {masked_url(url)!r}")
         path = quote(parts.path, safe=_SAFE) or "/"
         query = quote(parts.query, safe=_SAFE)
         self._parts = parts._replace(scheme=scheme, path=path, query=query)
@@ -163,6 +168,38 @@ class URL:
 
     def __hash__(self) -> int:
         return hash(str(self))
+
+
+def masked_url(text: str) -> str:
+    """*text* (a URL, maybe malformed) with its userinfo, if any, shown as
+    ``***``: for error messages, which end up in logs and bug reports."""
+    span = _userinfo_span(text)
+    return text if span is None else f"{text[: span[0]]}***{text[span[1] :]}"
+
+
+def _userinfo_span(text: str) -> tuple[int, int] | None:
+    """Where the userinfo of URL *text* is, if it has one.
+
+    Read off the raw string, without parsing, because it serves the messages
+    about URLs that do not parse: the authority runs from ``//`` to the first
+    ``/``, ``?`` or ``#``, and its userinfo ends at the last ``@`` in it
+    (RFC 3986 §3.2; :func:`urllib.parse.urlsplit` splits it the same way).
+    """
+    start = text.find("//")
+    if start == -1:
+        return None
+    start += 2
+    end = next((i for i in range(start, len(text)) if text[i] in "/?#"), len(text))
+    at = text.rfind("@", start, end)
+    return None if at == -1 else (start, at)
+
+
+def _without(url: str, exc: Exception) -> str:
+    """*exc*'s message with *url*'s userinfo masked, should it quote it
+    (urlsplit's NFKC check quotes the whole netloc)."""
+    span = _userinfo_span(url)
+    message = str(exc)
+    return message if span is None else message.replace(url[span[0] : span[1]], "***")
 
 
 def _param_str(value: ParamValue) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.helpers import BODY, Servers, gather, run_both, run_cli
-from trio_requests.testing import Reply
+from trio_requests.testing import Reply, open_h2_server
 
 
 async def test_stdout_is_byte_exact(servers: Servers) -> None:
@@ -201,3 +201,14 @@ async def test_urls_file(servers: Servers, tmp_path: Path) -> None:
     listing.write_text(f"# two URLs\n{servers.http}/hello\n\n{servers.http}/hello\n")
     ours = await run_cli("-sS", "--urls-file", str(listing))
     assert (ours.code, ours.stdout) == (0, b"hello\nhello\n")
+
+
+async def test_verbose_never_shows_url_credentials() -> None:
+    """-v names the URL of each HTTP/2 stream: without its user:password."""
+    async with open_h2_server() as server:
+        server.route("GET", "/", Reply(200, body=b"ok"))
+        url = server.url.replace("://", "://user:s3cret@") + "/"
+        ran = await run_cli("-sv", "--http2-prior-knowledge", url)
+    assert ran.code == 0 and ran.stdout == b"ok"
+    assert "OPENED stream for http://127.0.0.1" in ran.stderr
+    assert "s3cret" not in ran.stderr

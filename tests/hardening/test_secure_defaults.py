@@ -13,12 +13,14 @@ import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 import trustme
 
 import trio_requests as tr
+from tests.cli.helpers import run_cli
 from tests.helpers import assert_pool_clean
 from trio_requests.testing import H2Server, H11Server, Reply, open_h2_server, open_h11_server
 
@@ -34,9 +36,12 @@ async def open_server(protocol: str) -> AsyncIterator[H11Server | H2Server]:
 
 
 def snapshot(context: ssl.SSLContext) -> tuple[object, ...]:
-    """Its security settings. (Not its CA store's contents: OpenSSL loads a
-    capath directory's certificates lazily, as verification looks them up.)"""
+    """Its security settings and trust store. (The store only holds still for
+    a context without a capath: OpenSSL loads a capath directory's
+    certificates lazily, as verification looks them up.)"""
     return (
+        context.cert_store_stats(),
+        context.get_ca_certs(),
         context.verify_mode,
         context.check_hostname,
         context.options,
@@ -74,7 +79,7 @@ async def test_sni_names_the_host(ca: trustme.CA, client_ssl_context: ssl.SSLCon
 async def test_the_callers_ssl_context_keeps_its_settings(
     ca: trustme.CA, server_ssl_context: ssl.SSLContext, alpn: list[str]
 ) -> None:
-    mine = ssl.create_default_context()
+    mine = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # no capath: see snapshot()
     ca.configure_trust(mine)
     mine.minimum_version = ssl.TLSVersion.TLSv1_3
     mine.options |= ssl.OP_NO_TICKET
@@ -113,15 +118,51 @@ async def test_https_to_http_redirect_needs_consent(
 ) -> None:
     tls_server.route("GET", "/", Reply(302, headers=[("location", server.url + "/plain")]))
     server.route("GET", "/plain", Reply(200, body=b"in the clear"))
+    secret_headers = {"Cookie": "sid=1", "Proxy-Authorization": "Basic eHg6eXk="}
     async with tr.Session(verify=client_ssl_context) as session:
         with pytest.raises(tr.InsecureRedirect, match="allow_https_to_http_redirects=True"):
-            await session.get(tls_server.url + "/", auth=("user", SECRET))
+            await session.get(tls_server.url + "/", auth=("user", SECRET), headers=secret_headers)
         assert_pool_clean(session)
     assert server.requests == []
     async with tr.Session(verify=client_ssl_context, allow_https_to_http_redirects=True) as session:
-        response = await session.get(tls_server.url + "/", auth=("user", SECRET))
+        response = await session.get(
+            tls_server.url + "/", auth=("user", SECRET), headers=secret_headers
+        )
         assert response.content == b"in the clear"
-    assert "authorization" not in dict(server.requests[0].headers)
+    (plain,) = server.requests
+    assert not {"authorization", "cookie", "proxy-authorization"} & dict(plain.headers).keys()
+
+
+async def test_the_insecure_redirect_names_both_urls_without_credentials(
+    tls_server: H11Server, server: H11Server, client_ssl_context: ssl.SSLContext
+) -> None:
+    plain = server.url.replace("://", f"://other:{SECRET}@") + "/plain"
+    tls_server.route("GET", "/", Reply(302, headers=[("location", plain)]))
+    async with tr.Session(verify=client_ssl_context) as session:
+        with pytest.raises(tr.InsecureRedirect) as info:
+            await session.get(tls_server.url.replace("://", f"://user:{SECRET}@") + "/")
+    message = str(info.value)
+    assert f"from {tls_server.url}/ to {server.url}/plain" in message, message
+    assert SECRET not in message and server.requests == []
+
+
+async def test_the_cli_follows_https_to_http_as_curl_does(
+    tls_server: H11Server, server: H11Server, ca: trustme.CA, tmp_path: Path
+) -> None:
+    """curl -L follows a redirect to plain http (its man page: -L goes
+    anywhere; only --proto-redir limits it), but never takes -u along to
+    another host; so does ours."""
+    tls_server.route("GET", "/", Reply(302, headers=[("location", server.url + "/plain")]))
+    server.route("GET", "/plain", Reply(200, body=b"in the clear"))
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    ran = await run_cli(
+        "-sS", "-L", "--cacert", str(ca_file), "-u", f"user:{SECRET}", tls_server.url + "/"
+    )
+    assert (ran.code, ran.stdout) == (0, b"in the clear"), ran.stderr
+    assert dict(tls_server.requests[0].headers)["authorization"] == f"Basic {TOKEN}"
+    (plain,) = server.requests
+    assert "authorization" not in dict(plain.headers)
 
 
 def refused_port() -> int:
@@ -195,3 +236,172 @@ async def test_injection_is_refused_before_any_connection(
             assert_pool_clean(session)
         assert server.connections_accepted == 0
         assert server.requests == []
+
+
+async def test_injected_params_are_percent_encoded(server: H11Server) -> None:
+    server.route("GET", "/", Reply(200))
+    async with tr.Session() as session:
+        await session.get(server.url + "/", params={"q": "a\r\nX-Injected: 1 HTTP/1.1"})
+    (received,) = server.requests
+    assert received.target == "/?q=a%0D%0AX-Injected%3A+1+HTTP%2F1.1"
+    assert "x-injected" not in dict(received.headers)
+
+
+async def test_session_headers_are_checked_when_the_session_is_made() -> None:
+    with pytest.raises(tr.LocalProtocolError):
+        tr.Session(headers={"X-A": "a\r\nX-Injected: 1"})
+
+
+# -- credentials in error messages (not only the ones a server provokes) -----------
+
+BAD_URLS = [
+    f"http://user:{SECRET}@127.0.0.1:0/",
+    f"http://user:{SECRET}@127.0.0.1:99999/",
+    f"http://user:{SECRET}@127.0.0.1:port/",
+    f"ftp://user:{SECRET}@127.0.0.1/",
+    f"http://user:{SECRET}@127.0.0.1/a b",
+    f"http://user:{SECRET}\r\n@127.0.0.1/",
+    f"http://user:{SECRET}@ex\uff0fample.com/",  # fails urlsplit's NFKC check
+]
+
+
+@pytest.mark.parametrize("url", BAD_URLS)
+async def test_an_invalid_url_is_named_without_its_password(url: str) -> None:
+    async with tr.Session() as session:
+        with pytest.raises(tr.InvalidURL) as info:
+            await session.get(url)
+    assert "***@" in str(info.value)
+    assert SECRET not in "".join(shown_in(info.value))
+
+
+BAD_HEADERS: list[tuple[dict[str, Any], type[Exception]]] = [
+    ({"Authorization": f"Basic {TOKEN}\r\nX-Injected: 1"}, tr.LocalProtocolError),
+    ({"Proxy-Authorization": f"Basic {TOKEN}\0"}, tr.LocalProtocolError),
+    ({"Cookie": f"sid={SECRET}\n"}, tr.LocalProtocolError),
+    ({"Authorization": f"Bearer {SECRET}\u20ac"}, tr.LocalProtocolError),
+    ({"authorization": f"Bearer {SECRET}".encode()}, TypeError),
+]
+
+
+@pytest.mark.parametrize(("headers", "error"), BAD_HEADERS)
+async def test_a_refused_credential_header_is_not_quoted(
+    server: H11Server, headers: dict[str, Any], error: type[Exception]
+) -> None:
+    async with tr.Session() as session:
+        with pytest.raises(error) as info:
+            await session.get(server.url + "/", headers=headers)
+    assert "[secure]" in str(info.value)
+    assert not [t for t in shown_in(info.value) if SECRET in t or TOKEN in t]
+    assert server.connections_accepted == 0
+
+
+BAD_LOCATIONS: list[tuple[bytes, type[tr.RequestError]]] = [
+    (f"gopher://user:{SECRET}@127.0.0.1/".encode(), tr.InvalidURL),
+    (f"http://user:{SECRET}@127.0.0.1:0/".encode(), tr.InvalidURL),
+    (f"http://user:{SECRET}@127.0.0.1/\xff".encode("latin-1"), tr.RemoteProtocolError),
+]
+
+
+@pytest.mark.parametrize(("location", "error"), BAD_LOCATIONS)
+async def test_an_unusable_redirect_is_named_without_its_password(
+    server: H11Server, location: bytes, error: type[tr.RequestError]
+) -> None:
+    head = b"HTTP/1.1 302 Found\r\nContent-Length: 0\r\nLocation: " + location + b"\r\n\r\n"
+    server.route("GET", "/", Reply(302, raw=head))
+    async with tr.Session() as session:
+        with pytest.raises(error) as info:
+            await session.get(server.url + "/")
+        assert_pool_clean(session)
+    assert "***@127.0.0.1" in str(info.value)
+    assert SECRET not in "".join(shown_in(info.value))
+
+
+def shown_in(error: BaseException) -> list[str]:
+    """What a traceback or a log line would show of *error* and the chain
+    behind it (``__context__`` too, unless ``raise ... from None`` hid it)."""
+    shown: list[str] = []
+    link: BaseException | None = error
+    while link is not None:
+        shown += [str(link), repr(link)]
+        if isinstance(link, tr.RequestError):
+            shown.append(repr(link.request))
+        hidden = link.__suppress_context__
+        link = link.__cause__ if link.__cause__ or hidden else link.__context__
+    return shown
+
+
+# -- cookies and loops along a redirect chain ------------------------------------
+
+
+async def test_each_hop_gets_the_cookies_the_jar_chooses_for_it(server: H11Server) -> None:
+    """The jar's Cookie header for one URL is not carried to the next: a
+    cookie scoped to /admin stays there, and one the redirect sets is sent."""
+    server.route("GET", "/admin/login", Reply(200, headers=[("set-cookie", "adm=1; Path=/admin")]))
+    server.route(
+        "GET",
+        "/admin/out",
+        Reply(302, headers=[("location", "/pub"), ("set-cookie", "new=2; Path=/")]),
+    )
+    server.route("GET", "/pub", Reply(200))
+    async with tr.Session(cookies={"pre": "1"}) as session:
+        await session.get(server.url + "/admin/login")
+        await session.get(server.url + "/admin/out")
+    out, pub = server.requests[1:]
+    assert sorted((out.header("cookie") or "").split("; ")) == ["adm=1", "pre=1"]
+    assert sorted((pub.header("cookie") or "").split("; ")) == ["new=2", "pre=1"]
+
+
+async def test_a_callers_cookie_header_stays_the_same_along_one_origin(
+    server: H11Server,
+) -> None:
+    server.route("GET", "/a", Reply(302, headers=[("location", "/b"), ("set-cookie", "jar=1")]))
+    server.route("GET", "/b", Reply(200))
+    async with tr.Session() as session:
+        await session.get(server.url + "/a", headers={"Cookie": "mine=1"})
+    assert [r.header("cookie") for r in server.requests] == ["mine=1", "mine=1"]
+
+
+async def test_a_redirect_back_with_a_new_cookie_is_not_a_loop(server: H11Server) -> None:
+    """The "do you keep cookies?" check: set one, redirect to the same URL."""
+    server.route(
+        "GET",
+        "/check",
+        [Reply(302, headers=[("location", "/check"), ("set-cookie", "ok=1")]), Reply(200)],
+    )
+    async with tr.Session() as session:
+        response = await session.get(server.url + "/check")
+    assert response.status_code == 200 and len(response.history) == 1
+    assert [r.header("cookie") for r in server.requests] == [None, "ok=1"]
+
+
+async def test_a_loop_that_sets_the_same_cookie_again_is_caught_at_once(
+    server: H11Server,
+) -> None:
+    server.route("GET", "/a", Reply(302, headers=[("location", "/a"), ("set-cookie", "x=1")]))
+    async with tr.Session() as session:
+        with pytest.raises(tr.TooManyRedirects, match=r"redirect loop: .*/a redirects to .*/a"):
+            await session.get(server.url + "/a")
+        assert_pool_clean(session)
+    assert len(server.requests) == 2  # without, then with the cookie: then the same again
+
+
+async def test_a_redirect_to_the_same_url_with_another_method_is_not_a_loop(
+    server: H11Server,
+) -> None:
+    """Post/redirect/get: POST /form answers 303 to itself, GET /form shows it."""
+    server.route("POST", "/form", Reply(303, headers=[("location", "/form")]))
+    server.route("GET", "/form", Reply(200, body=b"thanks"))
+    async with tr.Session() as session:
+        response = await session.post(server.url + "/form", content=b"x=1")
+    assert response.content == b"thanks"
+    assert [r.method for r in server.requests] == ["POST", "GET"]
+
+
+async def test_a_loop_through_a_fragment_is_still_a_loop(server: H11Server) -> None:
+    """Fragments are never sent: /a#one and /a#two are the same request."""
+    server.route("GET", "/a", Reply(302, headers=[("location", "/b#one")]))
+    server.route("GET", "/b", Reply(302, headers=[("location", "/a#two")]))
+    async with tr.Session() as session:
+        with pytest.raises(tr.TooManyRedirects, match="redirect loop"):
+            await session.get(server.url + "/a#zero")
+    assert [r.path for r in server.requests] == ["/a", "/b"]

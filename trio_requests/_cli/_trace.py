@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from .._models import Request, Response
+from .._urls import masked_url
 from ._request import masked
 
 
@@ -107,9 +108,9 @@ def _describe(event: str, info: Mapping[str, Any], state: TransferState | None) 
         peer = _address(info.get("peer"))
         return [f"* Re-using existing connection with {peer} (lease #{info.get('use_count')})"]
     if event == "stream.opened":
-        url = "?" if state is None else state.url
+        url = "?" if state is None else masked_url(str(state.url))
         if state is not None and state.request is not None:
-            url = str(state.request.url)
+            url = str(state.request.url.without_credentials())
         return [f"* [HTTP/2] [{info.get('stream_id')}] OPENED stream for {url}"]
     if event == "request.sent" and state is not None and state.request is not None:
         return _request_head(state.request, http2=state.stream_id is not None)
