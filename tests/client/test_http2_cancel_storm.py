@@ -7,7 +7,10 @@ the pool, mid-upload (bodies of up to 300 KB wait for WINDOW_UPDATEs on
 the default 64 KiB window), while waiting for the head, or mid-body (cancelled, or the
 streamed response abandoned). The timing is real, so which phase a given
 request is cancelled in varies from run to run; the test counts the phases
-from the Session's trace events and requires each to have been hit.
+from the Session's trace events and requires each to have been hit. So that
+a slow machine cannot starve a phase, some of the requests also cancel
+themselves on reaching one (from the trace hook, or from inside the upload
+body), whatever the clock says.
 
 Afterwards nothing may be left behind: no stream slot (H2Stats.active_streams,
 assert_pool_clean), no broken connection (the same connections serve a final
@@ -46,8 +49,21 @@ LARGE = bytes(range(256)) * 1024  # 256 KiB: several stream windows' worth of DA
 TRICKLE = [b"t" * 2000] * 10
 DELAYED = b"late\n"
 
-#: what the request of the current task has got to, from the trace events.
-_phase: contextvars.ContextVar[list[str]] = contextvars.ContextVar("phase")
+#: trace events that a request may be planned to cancel itself at.
+CANCEL_POINTS = ("pool.wait_started", "request.sent", "response.headers_received")
+
+
+class Record:
+    """What one request of the storm has got to, from the trace events, and
+    the event it cancels itself at (``None``: only its deadline cancels it)."""
+
+    def __init__(self, scope: trio.CancelScope, cancel_on: str | None) -> None:
+        self.events: list[str] = []
+        self.scope = scope
+        self.cancel_on = cancel_on
+
+
+_record: contextvars.ContextVar[Record] = contextvars.ContextVar("record")
 
 
 @pytest.fixture
@@ -58,10 +74,13 @@ def h2_server_context(server_ssl_context: ssl.SSLContext) -> ssl.SSLContext:
 
 def trace(event: str, info: dict[str, Any]) -> None:
     """Session trace hook: note the phase in the requesting task's record
-    (the hook runs in that task, so the context variable is its own)."""
-    record = _phase.get(None)
+    (the hook runs in that task, so the context variable is its own), and
+    cancel the request if it planned to stop here."""
+    record = _record.get(None)
     if record is not None:
-        record.append(event)
+        record.events.append(event)
+        if event == record.cancel_on:
+            record.scope.cancel()
 
 
 def phase_of(events: list[str], uploaded: int) -> str:
@@ -94,28 +113,34 @@ class Storm:
         self.wrong: list[str] = []
 
     @staticmethod
-    def draw(rng: random.Random) -> tuple[str, float, int, int]:
+    def draw(rng: random.Random) -> tuple[str, float, int, int, str | None]:
         """One request's plan: its kind, its deadline (seconds from its
-        start), its upload size, and after how many body chunks to stop."""
+        start), its upload size, after how many body chunks to stop, and
+        the point it cancels itself at ("upload": after its first chunk)."""
         kind = rng.choice(["small", "large", "delayed", "trickle", "upload", "stream", "abandon"])
         roll = rng.random()
+        cancel_on = None
         if roll < 0.15:
+            deadline = float("inf")  # the planned point cancels it
+            cancel_on = "upload" if kind == "upload" else rng.choice(CANCEL_POINTS)
+        elif roll < 0.35:
             deadline = float("inf")  # runs to completion, unless it stops itself
-        elif roll < 0.25:
+        elif roll < 0.45:
             deadline = 0.0  # cancelled before it gets anywhere
         else:
             deadline = rng.uniform(0.0, 0.08)
-        return kind, deadline, rng.randrange(1, 300_000), rng.randrange(1, 4)
+        return kind, deadline, rng.randrange(16385, 300_000), rng.randrange(1, 4), cancel_on
 
     async def run(self, i: int) -> None:
-        kind, deadline, size, stop_after = self.plan[i]
-        record: list[str] = []
-        _phase.set(record)
+        kind, deadline, size, stop_after, cancel_on = self.plan[i]
         uploaded = 0
 
         async def body() -> AsyncGenerator[bytes, None]:
             nonlocal uploaded
             for start in range(0, size, 16384):
+                if uploaded and cancel_on == "upload":
+                    scope.cancel()  # the first chunk was taken: stop mid-upload
+                    await trio.lowlevel.checkpoint()
                 chunk = b"u" * min(16384, size - start)
                 uploaded += len(chunk)
                 yield chunk
@@ -124,6 +149,8 @@ class Storm:
         # generator (a cancelled upload leaves it unfinished).
         async with aclosing(body()) as upload:
             with trio.move_on_after(deadline) as scope:
+                record = Record(scope, cancel_on)
+                _record.set(record)
                 try:
                     await self.one(kind, i, upload, size, stop_after, scope)
                 except tr.RequestError as exc:
@@ -131,7 +158,7 @@ class Storm:
                     return
         if scope.cancelled_caught:
             self.outcomes["cancelled"] += 1
-            self.phases[phase_of(record, uploaded)] += 1
+            self.phases[phase_of(record.events, uploaded)] += 1
         else:
             self.outcomes["completed"] += 1
 
