@@ -17,6 +17,13 @@ from hypothesis import settings
 settings.register_profile("slow", max_examples=2000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
+# Sessions take proxies from the environment (trust_env=True). The tests talk
+# to loopback servers of their own, so a proxy set on the machine running
+# them must not apply; the proxy tests pass their proxies explicitly.
+for _name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+    os.environ.pop(_name, None)
+    os.environ.pop(_name.upper(), None)
+
 
 @pytest.fixture(scope="session")
 def ca() -> trustme.CA:

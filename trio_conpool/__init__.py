@@ -12,11 +12,13 @@ from ._errors import (
     PoolClosed,
     PoolError,
     PoolTimeout,
+    ProxyError,
     TLSError,
 )
 from ._handler import AccessMode, ConnectionInfo, Exclusive, Multiplexed, ProtocolHandler, RawStream
 from ._lease import Lease, LeaseContext
 from ._pool import Pool, WarmResult, open_pool
+from ._proxy import Proxy
 from ._stats import EndpointStats
 
 __all__ = [
@@ -39,6 +41,8 @@ __all__ = [
     "PoolError",
     "PoolTimeout",
     "ProtocolHandler",
+    "Proxy",
+    "ProxyError",
     "RawStream",
     "TLSConfig",
     "TLSError",

@@ -1,4 +1,5 @@
-"""Opening transports: TCP (happy eyeballs) or a Unix socket, then TLS.
+"""Opening transports: TCP (happy eyeballs) or a Unix socket, a proxy
+tunnel if the endpoint has one (:mod:`._tunnel`), then TLS.
 
 Theory of operation
 -------------------
@@ -35,7 +36,9 @@ import trio
 
 from ._dns import DNSCache, connect_any, is_ip_literal
 from ._endpoint import Endpoint, TLSConfig
-from ._errors import ConnectError, ConnectTimeout, TLSError
+from ._errors import ConnectError, ConnectTimeout, ProxyError, TLSError
+from ._proxy import Proxy
+from ._tunnel import open_tunnel
 
 
 @dataclass(slots=True, eq=False)
@@ -92,14 +95,40 @@ async def open_transport(
 
 
 async def _connect(endpoint: Endpoint, dns: DNSCache | None) -> trio.SocketStream:
+    if endpoint.proxy is not None:
+        return await _connect_through(endpoint.proxy, endpoint, dns)
     try:
         if endpoint.unix_path is not None:
             return await trio.open_unix_socket(endpoint.unix_path)
-        if dns is None or is_ip_literal(endpoint.host):
-            return await trio.open_tcp_stream(endpoint.host, endpoint.port)
-        return await connect_any(await dns.resolve(endpoint.host, endpoint.port))
+        return await _open_tcp(endpoint.host, endpoint.port, dns)
     except OSError as exc:
         raise _connect_error(endpoint, exc) from exc
+
+
+async def _open_tcp(host: str, port: int, dns: DNSCache | None) -> trio.SocketStream:
+    if dns is None or is_ip_literal(host):
+        return await trio.open_tcp_stream(host, port)
+    return await connect_any(await dns.resolve(host, port))
+
+
+async def _connect_through(
+    proxy: Proxy, endpoint: Endpoint, dns: DNSCache | None
+) -> trio.SocketStream:
+    """TCP to *proxy*, then its tunnel to *endpoint*."""
+    try:
+        stream = await _open_tcp(proxy.host, proxy.port, dns)
+    except OSError as exc:
+        raise ProxyError(
+            f"cannot connect to proxy {proxy} (for {endpoint}): {_why(proxy.host, exc)}",
+            endpoint=endpoint,
+            proxy=proxy,
+        ) from exc
+    try:
+        await open_tunnel(stream, proxy, endpoint, dns)
+    except BaseException:
+        await trio.aclose_forcefully(stream)
+        raise
+    return stream
 
 
 async def _finish(stream: trio.SocketStream, endpoint: Endpoint) -> Transport:
@@ -117,18 +146,24 @@ async def _finish(stream: trio.SocketStream, endpoint: Endpoint) -> Transport:
 
 def _connect_error(endpoint: Endpoint, exc: OSError) -> ConnectError:
     if isinstance(exc, stdlib_socket.gaierror):
-        reason = f"cannot resolve host {endpoint.host!r} ({exc.strerror})"
-        return ConnectError(f"{reason} for {endpoint}", endpoint=endpoint)
+        return ConnectError(f"{_why(endpoint.host, exc)} for {endpoint}", endpoint=endpoint)
+    return ConnectError(
+        f"cannot connect to {endpoint}: {_why(endpoint.host, exc)}", endpoint=endpoint
+    )
+
+
+def _why(host: str, exc: OSError) -> str:
+    """What a failed connect to *host* ran into, in a few words."""
+    if isinstance(exc, stdlib_socket.gaierror):
+        return f"cannot resolve host {host!r} ({exc.strerror})"
     # Happy eyeballs raises OSError("all attempts ... failed") from an
     # ExceptionGroup holding one OSError per address it tried.
     attempts: list[BaseException] = [exc]
     if isinstance(exc.__cause__, BaseExceptionGroup):
         attempts = list(exc.__cause__.exceptions)
     if any(getattr(e, "errno", None) == errno.ECONNREFUSED for e in attempts):
-        detail = "connection refused"
-    else:
-        detail = "; ".join(map(str, attempts))
-    return ConnectError(f"cannot connect to {endpoint}: {detail}", endpoint=endpoint)
+        return "connection refused"
+    return "; ".join(map(str, attempts))
 
 
 async def open_tls(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass, field
 
+from ._proxy import Proxy
+
 
 @dataclass(frozen=True, kw_only=True)
 class TLSConfig:
@@ -40,22 +42,26 @@ class TLSConfig:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """A destination: ``(host, port, tls)`` or a Unix socket path.
+    """A destination: ``(host, port, tls, proxy)`` or a Unix socket path.
 
     Two endpoints that compare equal share pooled connections; a TLS and a
-    plain-text endpoint to the same host and port never do.
+    plain-text endpoint to the same host and port never do, nor do two
+    that go through different proxies (or one through a proxy, one not).
 
     Args:
         host: a DNS name or an IP address literal.
         port: TCP port, 1-65535.
         tls: wrap connections in TLS with this configuration; ``None`` is
             plain text.
+        proxy: reach *host* through this proxy's tunnel (HTTP CONNECT or
+            SOCKS5); TLS, if any, then runs inside the tunnel, end to end.
     """
 
     host: str
     port: int
     tls: TLSConfig | None = field(default=None, kw_only=True)
     unix_path: str | None = field(default=None, kw_only=True)
+    proxy: Proxy | None = field(default=None, kw_only=True)
 
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host:
@@ -67,6 +73,10 @@ class Endpoint:
                 raise ValueError(f"Endpoint.port must be in 1..65535, got {self.port!r}")
         elif not self.unix_path:
             raise ValueError("Endpoint.unix_path must not be empty")
+        elif self.proxy is not None:
+            raise ValueError("a Unix socket endpoint cannot go through a proxy")
+        if self.proxy is not None and not isinstance(self.proxy, Proxy):
+            raise ValueError(f"Endpoint.proxy must be a Proxy, got {self.proxy!r}")
 
     @classmethod
     def unix(cls, path: str, *, tls: TLSConfig | None = None, host: str = "localhost") -> Endpoint:
@@ -81,4 +91,5 @@ class Endpoint:
         if self.unix_path is not None:
             return f"unix{'+tls' if self.tls else ''}:{self.unix_path}"
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{scheme}://{host}:{self.port}"
+        via = f" via {self.proxy}" if self.proxy is not None else ""
+        return f"{scheme}://{host}:{self.port}{via}"

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._endpoint import Endpoint
+    from ._proxy import Proxy
 
 
 class PoolError(Exception):
@@ -43,6 +44,21 @@ class TLSError(ConnectError):
     """The TLS handshake failed: untrusted issuer, hostname mismatch, expired
     certificate, or a protocol failure. The message says which and what to do;
     the :class:`ssl.SSLError` is chained."""
+
+
+class ProxyError(ConnectError):
+    """The proxy did not open the tunnel: it refused (an HTTP status or a
+    SOCKS5 reply code, quoted in the message), wanted other credentials,
+    or answered something that is not its protocol.
+
+    Attributes:
+        proxy: the :class:`~trio_conpool.Proxy` concerned (printed without
+            its password).
+    """
+
+    def __init__(self, message: str, *, endpoint: Endpoint | None = None, proxy: Proxy) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.proxy = proxy
 
 
 class PoolTimeout(PoolError):

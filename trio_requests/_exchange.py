@@ -24,6 +24,7 @@ from ._errors import (
     ConnectError,
     ConnectTimeout,
     PoolTimeout,
+    ProxyError,
     RemoteProtocolError,
     RequestError,
     TLSError,
@@ -55,6 +56,8 @@ def _mapped(exc: cp.PoolError, request: Request) -> RequestError:
         return ConnectTimeout(message, request=request)
     if isinstance(exc, cp.TLSError):
         return TLSError(message, request=request)
+    if isinstance(exc, cp.ProxyError):
+        return ProxyError(message, request=request)
     if isinstance(exc, cp.ConnectError):
         return ConnectError(message, request=request)
     if isinstance(exc, cp.PoolTimeout):
@@ -176,8 +179,15 @@ class Exchanger:
         self._limits = limits
         self._trace = trace
 
-    async def send(self, request: Request, endpoint: cp.Endpoint, timeout: Timeout) -> Response:
-        """One exchange on a leased connection.
+    async def send(
+        self,
+        request: Request,
+        endpoint: cp.Endpoint,
+        timeout: Timeout,
+        forward: cp.Proxy | None = None,
+    ) -> Response:
+        """One exchange on a leased connection. *forward*: *endpoint* is
+        that HTTP proxy, to be sent the request in absolute-form.
 
         Raises:
             Unprocessed: the server cannot have acted on the request: it met
@@ -199,7 +209,7 @@ class Exchanger:
             raise _mapped(exc, request) from exc
         if isinstance(lease.state, HTTP2Connection):
             return await self._exchange_h2(lease, lease.state, request, timeout)
-        return await self._exchange(lease, lease.state, request, timeout)
+        return await self._exchange(lease, lease.state, request, timeout, forward)
 
     async def _exchange(
         self,
@@ -207,10 +217,11 @@ class Exchanger:
         conn: HTTP11Connection,
         request: Request,
         timeout: Timeout,
+        forward: cp.Proxy | None,
     ) -> Response:
         start = trio.current_time()
         try:
-            await conn.send_request(request, timeout.write)
+            await conn.send_request(request, timeout.write, forward)
             if self._trace is not None:
                 self._trace("request.sent", {"method": request.method, "url": _shown(request)})
             head = await conn.receive_response(request, timeout.read, self._limits.max_header_count)

@@ -15,6 +15,8 @@ from collections.abc import AsyncIterable, Iterable
 import h11
 import trio
 
+import trio_conpool as cp
+
 from ._errors import LocalProtocolError, ReadTimeout, RemoteProtocolError, WriteTimeout
 from ._headers import Headers
 from ._models import Request
@@ -47,15 +49,20 @@ class HTTP11Connection:
 
     # -- sending ---------------------------------------------------------------
 
-    async def send_request(self, request: Request, write_timeout: float | None) -> None:
+    async def send_request(
+        self, request: Request, write_timeout: float | None, forward: cp.Proxy | None = None
+    ) -> None:
         """Send the request line, headers and body. A body in memory goes
-        out with the headers in one write."""
+        out with the headers in one write. *forward*: this connection is to
+        that HTTP proxy, which is sent the absolute URL and its credentials."""
+        headers = request.headers.raw()
+        target = request.url.target
+        if forward is not None:
+            target = request.url.absolute_target
+            if (credentials := forward.proxy_authorization) is not None:
+                headers = [*headers, (b"Proxy-Authorization", credentials.encode("latin-1"))]
         try:
-            event = h11.Request(
-                method=request.method,
-                target=request.url.target,
-                headers=request.headers.raw(),
-            )
+            event = h11.Request(method=request.method, target=target, headers=headers)
             data = self._h11.send(event)
         except h11.LocalProtocolError as exc:
             self.broken = True

@@ -37,6 +37,7 @@ from ._limits import Limits
 from ._models import Request, RequestContent, Response
 from ._redirects import build_redirect
 from ._retries import Retry
+from ._routes import ProxyArg, ProxyChooser, Route, route
 from ._stats import H2Stats, SessionStats
 from ._timeouts import DEFAULT_TIMEOUT, UNSET, Timeout, _Unset
 from ._urls import URL, Params, parse_url
@@ -86,6 +87,14 @@ class Session:
         auth: ``(user, password)`` for Basic auth, or a callable that
             takes a :class:`Request` and returns it (possibly modified).
         cookies: initial cookies; the Session keeps cookies it receives.
+        proxy: send every request through this proxy: a URL
+            (``http://user:pass@host:3128``, ``socks5://``, ``socks5h://``)
+            or a :class:`trio_conpool.Proxy`. https URLs are tunnelled
+            (CONNECT or SOCKS5) with TLS, and HTTP/2, inside; http URLs go
+            to an HTTP proxy in absolute-form.
+        trust_env: without *proxy*, take proxies from ``http_proxy``,
+            ``https_proxy``, ``all_proxy`` and ``no_proxy`` (either case) as
+            they are when the Session is made, like curl and requests.
         trace: a sync ``(event, info)`` callable receiving
             ``pool.wait_started/finished``, ``connect.started``,
             ``connect.finished`` (with ``tls_version`` and ``alpn``),
@@ -113,6 +122,8 @@ class Session:
         base_url: str | URL | None = None,
         auth: Auth | None = None,
         cookies: Cookies | Mapping[str, str] | None = None,
+        proxy: ProxyArg = None,
+        trust_env: bool = True,
         trace: Trace | None = None,
     ) -> None:
         self.timeout = Timeout.coerce(timeout)
@@ -148,7 +159,8 @@ class Session:
         self._h2_counters = H2Counters()
         self._pool_config = pool or cp.PoolConfig(connect_timeout=None)
         self._ssl_context = ssl_context(verify)
-        self._endpoints: dict[tuple[str, str, int], cp.Endpoint] = {}
+        self._proxies = ProxyChooser(proxy, trust_env=trust_env)
+        self._routes: dict[tuple[str, str, int], Route] = {}
         #: origins whose server said HTTP_1_1_REQUIRED: the protocol hint "h1"
         self._http11_only: set[tuple[str, str, int]] = set()
         self._stack: AsyncExitStack | None = None
@@ -419,7 +431,7 @@ class Session:
         to this origin offer HTTP/1.1 only (RFC 9113 §7)."""
         if url.scheme == "https" and url.origin not in self._http11_only:
             self._http11_only.add(url.origin)
-            self._endpoints.pop(url.origin, None)
+            self._routes.pop(url.origin, None)
 
     def _may_retry(self, retry: Retry, request: Request, exc: RequestError) -> bool:
         if retry.exhausted or not request.replayable or isinstance(exc, TLSError):
@@ -435,7 +447,8 @@ class Session:
         self._frame(request)
         start = trio.current_time()
         self._requests += 1
-        response = await self._exchanger.send(request, self._endpoint(request.url), timeout)
+        to = self._route(request)
+        response = await self._exchanger.send(request, to.endpoint, timeout, to.forward)
         self._total_time += trio.current_time() - start
         return response
 
@@ -462,10 +475,11 @@ class Session:
             url = (base if base.endswith("/") else base + "/") + url.lstrip("/")
         return parse_url(url)
 
-    def _endpoint(self, url: URL) -> cp.Endpoint:
+    def _route(self, request: Request) -> Route:
+        url = request.url
         key = url.origin
-        endpoint = self._endpoints.get(key)
-        if endpoint is None:
+        found = self._routes.get(key)
+        if found is None:
             tls = None
             h2 = self._http2 and key not in self._http11_only
             if url.scheme == "https":
@@ -473,11 +487,12 @@ class Session:
                 tls = cp.TLSConfig(
                     ssl_context=self._ssl_context, alpn=alpn, server_hostname=url.host
                 )
-            endpoint = self._endpoints[key] = cp.Endpoint(url.host, url.port, tls=tls)
+            proxy = self._proxies.proxy_for(url, request)
+            found = self._routes[key] = route(url, proxy, tls, h2c=self._prior_knowledge)
             may_speak_h2 = h2 if tls is not None else self._prior_knowledge
-            if not may_speak_h2 and self._pool is not None:
-                self._pool.hint(endpoint, multiplexed=False)
-        return endpoint
+            if (found.forward or not may_speak_h2) and self._pool is not None:
+                self._pool.hint(found.endpoint, multiplexed=False)
+        return found
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,12 @@ class URL:
         """The request target (RFC 9112 §3.2.1 origin-form): path and query."""
         return f"{self.path}?{self.query}" if self.query else self.path
 
+    @property
+    def absolute_target(self) -> str:
+        """The request target in absolute-form (RFC 9112 §3.2.2), what a
+        forward proxy is sent: the URL without credentials or fragment."""
+        return f"{self.scheme}://{self.authority}{self.target}"
+
     @cached_property
     def authority(self) -> str:
         """``host[:port]`` for the Host header, the port omitted if default."""

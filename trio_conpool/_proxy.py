@@ -1,0 +1,107 @@
+"""Proxy: where a connection is tunnelled through, parsed once from a URL.
+
+A :class:`Proxy` is part of an :class:`~trio_conpool.Endpoint`'s identity, so
+connections through different proxies (or through a proxy and directly) are
+never mixed in the pool. Credentials are part of the identity too: a tunnel
+opened with one user's credentials is not lent to another.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
+
+#: Proxy schemes, and what each tunnels with. ``socks5h`` asks the proxy to
+#: resolve the target's name; ``socks5`` resolves it here and sends an address.
+SCHEMES = ("http", "socks5", "socks5h")
+#: curl's default port for every proxy scheme.
+DEFAULT_PORT = 1080
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """A proxy to reach endpoints through: ``Proxy("http://user:pass@host:3128")``.
+
+    ``http://``: an HTTP proxy, used with CONNECT (RFC 9110 §9.3.6) for
+    tunnels; credentials go in a ``Proxy-Authorization: Basic`` header.
+    ``socks5://`` and ``socks5h://``: a SOCKS5 proxy (RFC 1928), without
+    authentication or with a username and password (RFC 1929); ``socks5h``
+    lets the proxy resolve host names (curl's naming). The port defaults
+    to 1080, as in curl. Percent-escapes in the credentials are decoded.
+
+    Raises:
+        ValueError: an unsupported scheme (``https://`` proxies too: the
+            tunnel to an https target is end-to-end encrypted anyway), no
+            host, a bad port, or a path in the URL.
+    """
+
+    url: str = field(repr=False)
+    scheme: str = field(init=False)
+    host: str = field(init=False)
+    port: int = field(init=False)
+    username: str | None = field(init=False, default=None)
+    password: str | None = field(init=False, default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        scheme, host, port, username, password = _parse(self.url)
+        for name, value in (
+            ("scheme", scheme),
+            ("host", host),
+            ("port", port),
+            ("username", username),
+            ("password", password),
+        ):
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "url", str(self))  # the key: no user:pass spelling variants
+
+    @property
+    def proxy_authorization(self) -> str | None:
+        """The ``Proxy-Authorization`` header value for an HTTP proxy with
+        credentials (Basic, RFC 7617); None without credentials."""
+        if self.username is None:
+            return None
+        pair = f"{self.username}:{self.password or ''}".encode()
+        return "Basic " + base64.b64encode(pair).decode("ascii")
+
+    def __str__(self) -> str:
+        """The URL without the password (safe to log)."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        user = f"{self.username}@" if self.username is not None else ""
+        return f"{self.scheme}://{user}{host}:{self.port}"
+
+    def __repr__(self) -> str:
+        return f"Proxy({str(self)!r})"
+
+
+def _parse(url: str) -> tuple[str, str, int, str | None, str | None]:
+    if not isinstance(url, str):
+        raise ValueError(f"Proxy needs a URL string, got {type(url).__name__}")
+    shown = _masked(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"invalid proxy URL {shown!r}: bad port or address") from None
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        hint = " (write http:// for an HTTP proxy)" if scheme == "https" else ""
+        raise ValueError(
+            f"unsupported proxy scheme in {shown!r}: use one of {', '.join(SCHEMES)}{hint}"
+        )
+    if not parts.hostname:
+        raise ValueError(f"proxy URL {shown!r} has no host")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"proxy URL {shown!r} must not have a path, query or fragment")
+    username = unquote(parts.username) if parts.username is not None else None
+    password = unquote(parts.password) if parts.password is not None else None
+    return scheme, parts.hostname, port or DEFAULT_PORT, username, password
+
+
+def _masked(url: str) -> str:
+    """*url* with any password replaced, for error messages."""
+    head, sep, rest = url.partition("://")
+    userinfo, at, hostpart = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{head}{sep}{userinfo.split(':', 1)[0]}:***@{hostpart}"
