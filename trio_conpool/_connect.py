@@ -122,6 +122,7 @@ async def _connect_through(
             f"cannot connect to proxy {proxy} (for {endpoint}): {_why(proxy.host, exc)}",
             endpoint=endpoint,
             proxy=proxy,
+            connected=False,
         ) from exc
     try:
         await open_tunnel(stream, proxy, endpoint, dns)

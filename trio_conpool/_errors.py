@@ -54,11 +54,22 @@ class ProxyError(ConnectError):
     Attributes:
         proxy: the :class:`~trio_conpool.Proxy` concerned (printed without
             its password).
+        connected: whether the connection to the proxy itself was made
+            (False: it was unreachable or did not resolve, the OS error
+            chained).
     """
 
-    def __init__(self, message: str, *, endpoint: Endpoint | None = None, proxy: Proxy) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: Endpoint | None = None,
+        proxy: Proxy,
+        connected: bool = True,
+    ) -> None:
         super().__init__(message, endpoint=endpoint)
         self.proxy = proxy
+        self.connected = connected
 
 
 class PoolTimeout(PoolError):

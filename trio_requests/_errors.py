@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from trio_conpool import Proxy
+
     from ._models import Request, Response
 
 
@@ -41,7 +43,29 @@ class TLSError(ConnectError):
 
 
 class ProxyError(TransportError):
-    """The proxy refused or failed the tunnel."""
+    """The proxy could not be reached, or refused or failed the tunnel;
+    the message names the proxy (without its password), the target, and
+    what the proxy answered (an HTTP status, a SOCKS5 reply).
+
+    Not retried: a proxy that refuses will refuse again.
+
+    Attributes:
+        proxy: the :class:`trio_conpool.Proxy` concerned, if known.
+        connected: whether the connection to the proxy itself was made
+            (False: it did not resolve or was unreachable).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        request: Request | None = None,
+        proxy: Proxy | None = None,
+        connected: bool = True,
+    ) -> None:
+        super().__init__(message, request=request)
+        self.proxy = proxy
+        self.connected = connected
 
 
 class TimeoutException(TransportError):

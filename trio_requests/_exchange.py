@@ -49,6 +49,15 @@ def _shown(request: Request) -> str:
     return str(request.url.without_credentials())
 
 
+def _unreachable(proxy: cp.Proxy, exc: cp.ConnectError, request: Request) -> ProxyError:
+    """A forward proxy's connect failure, which the pool saw as a plain
+    endpoint's: say that it is the proxy."""
+    message = (
+        f"cannot reach proxy {proxy} (for {request.url.scheme}://{request.url.authority}): {exc}"
+    )
+    return ProxyError(message, request=request, proxy=proxy, connected=False)
+
+
 def _mapped(exc: cp.PoolError, request: Request) -> RequestError:
     """trio_conpool's error as ours (the caller chains the original)."""
     message = str(exc)
@@ -57,7 +66,7 @@ def _mapped(exc: cp.PoolError, request: Request) -> RequestError:
     if isinstance(exc, cp.TLSError):
         return TLSError(message, request=request)
     if isinstance(exc, cp.ProxyError):
-        return ProxyError(message, request=request)
+        return ProxyError(message, request=request, proxy=exc.proxy, connected=exc.connected)
     if isinstance(exc, cp.ConnectError):
         return ConnectError(message, request=request)
     if isinstance(exc, cp.PoolTimeout):
@@ -206,6 +215,8 @@ class Exchanger:
                 trace=self._trace,
             )
         except cp.PoolError as exc:
+            if forward is not None and type(exc) is cp.ConnectError:
+                raise _unreachable(forward, exc, request) from exc
             raise _mapped(exc, request) from exc
         if isinstance(lease.state, HTTP2Connection):
             return await self._exchange_h2(lease, lease.state, request, timeout)

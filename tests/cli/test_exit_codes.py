@@ -55,11 +55,13 @@ CASES = [
     Case("reset mid-body", lambda s: [s.reset_url], 56),
     Case("untrusted certificate", lambda s: [s.https + "/hello"], 60),
     Case("HTTP/2 stream reset", lambda s: _tls(s, s.https + "/stream-reset"), 92),
+    Case("proxy refuses", lambda s: ["-x", f"http://127.0.0.1:{closed_port()}", s.http], 7),
+    Case("proxy unresolvable", lambda s: ["-x", "nonexistent.invalid:3128", s.http], 5),
     Case(
-        "proxy",
-        lambda s: ["-x", "http://127.0.0.1:9/", s.http + "/hello"],
-        4,
-        curl_differs="curl has proxies: it tries the proxy and fails to connect",
+        "proxy scheme unsupported",
+        lambda s: ["-x", "ftp://127.0.0.1:1", s.http],
+        2,
+        curl_differs="curl calls it a failed connect (7); we refuse the command line (2)",
     ),
 ]
 

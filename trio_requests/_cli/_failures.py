@@ -32,6 +32,7 @@ from .._errors import (
     DecodingError,
     InvalidURL,
     LocalProtocolError,
+    ProxyError,
     RemoteProtocolError,
     RequestError,
     StreamReset,
@@ -50,6 +51,7 @@ class ExitCode(enum.IntEnum):
     UNSUPPORTED_PROTOCOL = 1
     FAILED_INIT = 2  # a bad command line
     URL_MALFORMAT = 3
+    COULDNT_RESOLVE_PROXY = 5
     NOT_BUILT_IN = 4  # an option we do not support (yet)
     COULDNT_RESOLVE_HOST = 6
     COULDNT_CONNECT = 7
@@ -68,6 +70,7 @@ class ExitCode(enum.IntEnum):
     PEER_FAILED_VERIFICATION = 60
     BAD_CONTENT_ENCODING = 61
     HTTP2_STREAM = 92  # an HTTP/2 stream reset
+    PROXY = 97  # a SOCKS5 handshake failed
 
 
 class Failure(Exception):
@@ -122,6 +125,8 @@ def _request_error(exc: RequestError, seen: Seen) -> Failure:
         return _timeout(seen, str(exc))
     if isinstance(exc, TLSError):
         return _tls(exc)
+    if isinstance(exc, ProxyError):
+        return _proxy(exc)
     if isinstance(exc, ConnectError):
         return _connect(exc)
     if isinstance(exc, StreamReset):
@@ -181,6 +186,24 @@ def _connect(exc: ConnectError) -> Failure:
     refused = any(isinstance(e, ConnectionRefusedError) for e in errors)
     detail = "Connection refused" if refused else str(errors[0]) if errors else str(exc)
     return Failure(ExitCode.COULDNT_CONNECT, f"Failed to connect to {_where(exc)}: {detail}")
+
+
+def _proxy(exc: ProxyError) -> Failure:
+    """As curl: the proxy unresolvable (5) or unreachable (7), its CONNECT
+    answer not 2xx (56), its SOCKS5 handshake failed (97)."""
+    proxy = exc.proxy
+    if proxy is None:
+        return Failure(ExitCode.PROXY, str(exc))
+    if not exc.connected:
+        for cause in causes(exc):
+            if isinstance(cause, socket.gaierror):
+                text = f"Could not resolve proxy: {proxy.host} ({cause.strerror})"
+                return Failure(ExitCode.COULDNT_RESOLVE_PROXY, text)
+        where = f"{proxy.host} port {proxy.port}"
+        return Failure(ExitCode.COULDNT_CONNECT, f"Failed to connect to {where}: {exc}")
+    if proxy.scheme == "http":
+        return Failure(ExitCode.RECV_ERROR, f"CONNECT tunnel failed: {exc}")
+    return Failure(ExitCode.PROXY, f"SOCKS5 handshake failed: {exc}")
 
 
 def _is_os(exc: BaseException) -> bool:

@@ -49,8 +49,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fetch(options: Options) -> int:
-    if options.proxy is not None:
-        raise Failure(ExitCode.NOT_BUILT_IN, "proxies (-x/--proxy) are not supported yet")
     options = _read_arguments(options)
     if not options.urls:
         raise UsageError("no URL specified!")

@@ -84,6 +84,9 @@ class Options:
     max_time: float | None = None
     retry: int = 0
     proxy: str | None = None
+    proxy_user: str | None = None
+    socks5: str | None = None
+    socks5_hostname: str | None = None
     parallel: bool = False
     parallel_max: int = DEFAULT_PARALLEL_MAX
     urls_file: str | None = None
@@ -169,7 +172,12 @@ SPECS: tuple[Spec, ...] = (
     _value("connect-timeout", None, "connect_timeout", Kind.FLOAT, "seconds", "to connect"),
     _value("max-time", "m", "max_time", Kind.FLOAT, "seconds", "for each whole transfer"),
     _value("retry", None, "retry", Kind.INT, "num", "retry timeouts and 408/429/5xx N times"),
-    _value("proxy", "x", "proxy", Kind.TEXT, "URL", "a proxy: not supported yet (exit 4)"),
+    _value("proxy", "x", "proxy", Kind.TEXT, "URL", "http:// or socks5(h):// proxy ('': none)"),
+    _value("proxy-user", "U", "proxy_user", Kind.TEXT, "user:password", "proxy credentials"),
+    _value("socks5", None, "socks5", Kind.TEXT, "host[:port]", "SOCKS5 proxy, names resolved here"),
+    _value(
+        "socks5-hostname", None, "socks5_hostname", Kind.TEXT, "host[:port]", "SOCKS5, remote DNS"
+    ),
     _flag("parallel", "Z", "parallel", "transfer the URLs at once, over shared connections"),
     _value("parallel-max", None, "parallel_max", Kind.INT, "num", "transfers at once with -Z (50)"),
     _value(

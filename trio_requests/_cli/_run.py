@@ -20,6 +20,7 @@ from ._failures import ExitCode
 from ._options import HttpMode, Options
 from ._output import OrderedStdout, file_mode
 from ._progress import NoProgress, Progress, TerminalProgress
+from ._proxy import proxy_of, trust_env
 from ._request import RequestPlan
 from ._stats import RunStats, report
 from ._trace import Tracer
@@ -48,6 +49,8 @@ def session_for(options: Options, tracer: Tracer) -> Session:
         pool=cp.PoolConfig(connect_timeout=None, max_connections_per_endpoint=max(parallel, 1)),
         retries=_retry(options),
         follow_redirects=False,
+        proxy=proxy_of(options),
+        trust_env=trust_env(options),
         trace=tracer,
     )
 

@@ -1,0 +1,50 @@
+"""The proxy a command line asks for: ``-x``, ``--socks5``, ``--socks5-hostname``, ``-U``.
+
+As in curl: a ``-x`` value without a scheme is an HTTP proxy; the SOCKS
+options take ``host[:port]`` and win over ``-x``; ``-U user:password`` gives
+the proxy credentials (over any in the URL); ``-x ''`` means no proxy at all,
+not even one from the environment, which is otherwise read as curl does.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import trio_conpool as cp
+
+from ._options import Options, UsageError
+
+
+def proxy_of(options: Options) -> cp.Proxy | None:
+    """The proxy for every transfer; None: direct, or the environment's.
+
+    Raises:
+        UsageError: the proxy URL is not one we can use.
+    """
+    if options.socks5_hostname is not None:
+        option, url = "--socks5-hostname", "socks5h://" + options.socks5_hostname
+    elif options.socks5 is not None:
+        option, url = "--socks5", "socks5://" + options.socks5
+    elif options.proxy:
+        option, url = "-x", options.proxy if "://" in options.proxy else "http://" + options.proxy
+    else:
+        return None
+    try:
+        proxy = cp.Proxy(url)
+        if options.proxy_user is not None:
+            proxy = cp.Proxy(_with_credentials(proxy, options.proxy_user))
+    except ValueError as exc:
+        raise UsageError(f"option {option}: {exc}") from None
+    return proxy
+
+
+def trust_env(options: Options) -> bool:
+    """Whether proxy environment variables apply (not after ``-x ''``)."""
+    return options.proxy != ""
+
+
+def _with_credentials(proxy: cp.Proxy, user: str) -> str:
+    name, _, password = user.partition(":")
+    host = f"[{proxy.host}]" if ":" in proxy.host else proxy.host
+    userinfo = f"{quote(name, safe='')}:{quote(password, safe='')}"
+    return f"{proxy.scheme}://{userinfo}@{host}:{proxy.port}"
