@@ -100,7 +100,8 @@ async def _connect_response(stream: trio.abc.Stream, conn: h11.Connection) -> h1
 
 
 def _hint(status: int, proxy: Proxy) -> str:
-    if status != 407:
+    # 401 is what some proxies (tinyproxy 1.11) answer to wrong credentials.
+    if status != 407 and not (status == 401 and proxy.username is not None):
         return ""
     if proxy.username is None:
         return " (it wants credentials: put user:password in the proxy URL)"

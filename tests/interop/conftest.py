@@ -19,6 +19,7 @@ import pytest
 import trustme
 
 from tests.interop import nghttpd as nghttpd_server
+from tests.interop import proxies
 from tests.interop.nginx import INSTALL_HINT, NGINX, Nginx, run_nginx
 
 
@@ -66,4 +67,49 @@ def nghttpd(
     if not os.access(binary, os.X_OK):
         pytest.fail(nghttpd_server.INSTALL_HINT.format(binary=binary), pytrace=False)
     with nghttpd_server.run_nghttpd(ca=ca, workdir=tmp_path_factory.mktemp("nghttpd")) as server:
+        yield server
+
+
+# -- proxies (tests/interop/proxies.py) -------------------------------------------------
+
+#: the credentials of the ``tinyproxy_auth`` and ``microsocks_auth`` proxies.
+PROXY_AUTH = ("alice", "s3cret")
+
+
+def _require(binary: str) -> None:
+    if not os.access(binary, os.X_OK):
+        pytest.fail(proxies.INSTALL_HINT.format(binary=binary), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def tinyproxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[proxies.ProxyServer]:
+    """tinyproxy (HTTP proxy, CONNECT to any port) without authentication."""
+    _require(proxies.TINYPROXY)
+    with proxies.run_tinyproxy(tmp_path_factory.mktemp("tinyproxy")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def tinyproxy_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[proxies.ProxyServer]:
+    """tinyproxy that wants ``Proxy-Authorization: Basic`` for alice:s3cret (else 407)."""
+    _require(proxies.TINYPROXY)
+    workdir = tmp_path_factory.mktemp("tinyproxy-auth")
+    with proxies.run_tinyproxy(workdir, auth=PROXY_AUTH) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def microsocks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[proxies.ProxyServer]:
+    """microsocks (SOCKS5) without authentication."""
+    _require(proxies.MICROSOCKS)
+    with proxies.run_microsocks(tmp_path_factory.mktemp("microsocks")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def microsocks_auth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[proxies.ProxyServer]:
+    """microsocks that wants RFC 1929 username/password alice:s3cret on every connection."""
+    _require(proxies.MICROSOCKS)
+    workdir = tmp_path_factory.mktemp("microsocks-auth")
+    with proxies.run_microsocks(workdir, auth=PROXY_AUTH) as server:
         yield server
