@@ -93,15 +93,35 @@ def _parse(url: str) -> tuple[str, str, int, str | None, str | None]:
         raise ValueError(f"proxy URL {shown!r} has no host")
     if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ValueError(f"proxy URL {shown!r} must not have a path, query or fragment")
+    if port == 0:
+        raise ValueError(f"invalid proxy URL {shown!r}: port 0")
     username = unquote(parts.username) if parts.username is not None else None
     password = unquote(parts.password) if parts.password is not None else None
-    return scheme, parts.hostname, port or DEFAULT_PORT, username, password
+    if scheme != "http":
+        _check_socks_credentials(shown, username, password)
+    return scheme, parts.hostname, DEFAULT_PORT if port is None else port, username, password
+
+
+def _check_socks_credentials(shown: str, username: str | None, password: str | None) -> None:
+    """RFC 1929 carries each in a length byte: at most 255 bytes, and a
+    username of at least one."""
+    if username is None:
+        return
+    if not 0 < len(username.encode()) <= 255 or len((password or "").encode()) > 255:
+        raise ValueError(
+            f"proxy URL {shown!r}: a SOCKS5 username must be 1 to 255 bytes and "
+            "a password at most 255 (RFC 1929)"
+        )
 
 
 def _masked(url: str) -> str:
-    """*url* with any password replaced, for error messages."""
-    head, sep, rest = url.partition("://")
-    userinfo, at, hostpart = rest.rpartition("@")
+    """*url* with any password replaced, for error messages, whether or not
+    it has a scheme (``user:pass@host`` is a common slip)."""
+    scheme_end = url.find("://")
+    start = scheme_end + 3 if scheme_end >= 0 else (2 if url.startswith("//") else 0)
+    end = min((i for i in (url.find(c, start) for c in "/?#") if i >= 0), default=len(url))
+    userinfo, at, _ = url[start:end].rpartition("@")
     if not at or ":" not in userinfo:
         return url
-    return f"{head}{sep}{userinfo.split(':', 1)[0]}:***@{hostpart}"
+    user = userinfo.split(":", 1)[0]
+    return f"{url[:start]}{user}:***@{url[start + len(userinfo) + 1 :]}"

@@ -74,6 +74,8 @@ async def _http_connect(
     await stream.send_all((request or b"") + (conn.send(h11.EndOfMessage()) or b""))
     try:
         response = await _connect_response(stream, conn)
+    except _AnswerTooLong:
+        raise _error(proxy, endpoint, target, _TOO_LONG) from None
     except h11.RemoteProtocolError as exc:
         raise _error(proxy, endpoint, target, f"its answer is not HTTP ({exc})") from exc
     if response is None:
@@ -87,15 +89,32 @@ async def _http_connect(
         raise _error(proxy, endpoint, target, "it sent data before the tunnel was used")
 
 
+_TOO_LONG = f"its answer is longer than {MAX_CONNECT_REPLY} bytes"
+
+
+class _AnswerTooLong(Exception):
+    pass
+
+
 async def _connect_response(stream: trio.abc.Stream, conn: h11.Connection) -> h11.Response | None:
+    """The proxy's final answer to CONNECT; None if it closed first.
+
+    The size limit counts every byte read, so a complete but huge answer
+    arriving in several reads is refused too (h11's own limit only sees an
+    incomplete one)."""
+    received = 0
     while True:
         event = conn.next_event()
         if event is h11.NEED_DATA:
-            conn.receive_data(bytes(await stream.receive_some(MAX_CONNECT_REPLY)))
+            data = await stream.receive_some(MAX_CONNECT_REPLY)
+            if not data:
+                return None
+            received += len(data)
+            if received > MAX_CONNECT_REPLY:
+                raise _AnswerTooLong
+            conn.receive_data(bytes(data))
         elif isinstance(event, h11.Response):
             return event
-        elif isinstance(event, h11.ConnectionClosed):
-            return None
         # InformationalResponse: keep reading (RFC 9110 §15.2).
 
 
@@ -145,17 +164,34 @@ async def _socks5_address(proxy: Proxy, endpoint: Endpoint, dns: DNSCache | None
     host = endpoint.host
     if not is_ip_literal(host):
         if proxy.scheme == "socks5h":
-            name = host.encode("idna")
-            return bytes([3, len(name)]) + name
+            return _socks5_name(host, proxy, endpoint)
         resolve = dns.resolve if dns is not None else system_resolver
         try:
             addresses = await resolve(host, endpoint.port)
         except OSError as exc:
-            reason = f"cannot resolve {host!r} for the proxy ({exc}); socks5h:// lets it resolve"
-            raise ProxyError(f"{reason} (for {endpoint})", endpoint=endpoint, proxy=proxy) from exc
+            raise _unresolved(host, str(exc), proxy, endpoint) from exc
+        if not addresses:
+            raise _unresolved(host, "no addresses", proxy, endpoint)
         host = str(addresses[0][1][0])
     ip = ipaddress.ip_address(host.strip("[]"))
     return bytes([1 if ip.version == 4 else 4]) + ip.packed
+
+
+def _socks5_name(host: str, proxy: Proxy, endpoint: Endpoint) -> bytes:
+    target = _authority(host, endpoint.port)
+    try:
+        name = host.encode("idna")
+    except UnicodeError as exc:
+        reason = f"the host name cannot be sent in SOCKS5 ({exc})"
+        raise _error(proxy, endpoint, target, reason) from exc
+    if len(name) > 255:
+        raise _error(proxy, endpoint, target, "the host name is longer than SOCKS5 allows (255)")
+    return bytes([3, len(name)]) + name
+
+
+def _unresolved(host: str, why: str, proxy: Proxy, endpoint: Endpoint) -> ProxyError:
+    reason = f"cannot resolve {host!r} here ({why}); socks5h:// lets the proxy resolve it"
+    return _error(proxy, endpoint, _authority(host, endpoint.port), reason)
 
 
 class _Reader:
