@@ -24,6 +24,8 @@ from hyperframe.frame import (
     WindowUpdateFrame,
 )
 
+from ._hpack_cache import CachingDecoder
+
 __all__ = ["MAX_IDLE_CONTROL_FRAMES", "BodyLengthMismatch", "ControlFrameFlood", "H2State"]
 
 #: Frames that make no progress (SETTINGS, PING, RST_STREAM, PRIORITY, empty
@@ -82,10 +84,16 @@ class H2State(h2.connection.H2Connection):
       (:data:`MAX_IDLE_CONTROL_FRAMES`, GOAWAY ENHANCE_YOUR_CALM).
     * **a body longer or shorter than its Content-Length resets only its
       stream** (PROTOCOL_ERROR) and is reported as :class:`BodyLengthMismatch`.
+    * **a header block seen before is not decoded again**
+      (:class:`~trio_requests._hpack_cache.CachingDecoder`).
     """
 
     def __init__(self, in_flight: Sized, *, config: h2.config.H2Configuration) -> None:
         super().__init__(config=config)
+        decoder = CachingDecoder()
+        decoder.max_header_list_size = self.decoder.max_header_list_size
+        decoder.max_allowed_table_size = self.decoder.max_allowed_table_size
+        self.decoder = decoder
         self._in_flight = in_flight
         self._ended_by_peer = False
         self._idle_frames = 0

@@ -1,0 +1,108 @@
+"""CachingDecoder decodes exactly as hpack's Decoder does, only faster on
+repeats: a hypothesis property feeds both the same sequence of blocks
+(fresh, replayed, with and without indexing, with table size updates)."""
+
+from __future__ import annotations
+
+import hpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trio_requests._hpack_cache import MAX_ENTRIES, CachingDecoder
+
+NAMES = [b"server", b"date", b"content-type", b"x-a", b"x-b", b":status"]
+VALUES = [b"nginx", b"Sun, 06 Dec 2026", b"text/plain", b"1", b"2" * 40, b"200"]
+
+headers = st.lists(
+    st.tuples(st.sampled_from(NAMES), st.sampled_from(VALUES), st.booleans()),
+    min_size=1,
+    max_size=6,
+)
+Fields = list[tuple[bytes, bytes, bool]]
+Step = tuple[Fields, bool, int | None] | int
+#: a step: a new block (headers, huffman, table size update or None), or a
+#: replay of the n-th block made so far.
+steps = st.lists(
+    st.one_of(
+        st.tuples(headers, st.booleans(), st.sampled_from([None, 0, 64, 4096])),
+        st.integers(min_value=0, max_value=20),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+def _outcome(decoder: hpack.Decoder, block: bytes) -> object:
+    try:
+        return list(decoder.decode(block, raw=True))
+    except hpack.HPACKError as exc:
+        return type(exc)
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps)
+def test_same_results_and_table_as_hpack(plan: list[Step]) -> None:
+    encoder = hpack.Encoder()
+    reference, caching = hpack.Decoder(), CachingDecoder()
+    blocks: list[bytes] = []
+    for step in plan:
+        if isinstance(step, int):
+            if not blocks:
+                continue
+            block = blocks[step % len(blocks)]
+        else:
+            fields, huffman, resize = step
+            if resize is not None:
+                encoder.header_table_size = resize
+            triples = [
+                hpack.NeverIndexedHeaderTuple(n, v) if never else hpack.HeaderTuple(n, v)
+                for n, v, never in fields
+            ]
+            block = encoder.encode(triples, huffman=huffman)
+            blocks.append(block)
+        assert _outcome(caching, block) == _outcome(reference, block)
+        assert caching.header_table.dynamic_entries == reference.header_table.dynamic_entries
+        assert caching.header_table.maxsize == reference.header_table.maxsize
+
+
+def _unindexed(*fields: tuple[bytes, bytes]) -> bytes:
+    """A block of literals without indexing, as nginx sends its responses."""
+    return hpack.Encoder().encode([hpack.NeverIndexedHeaderTuple(n, v) for n, v in fields])
+
+
+def test_a_repeated_block_is_decoded_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    decoder = CachingDecoder()
+    block = _unindexed((b":status", b"200"), (b"server", b"nginx"))
+    calls = 0
+    decode = hpack.Decoder.decode
+
+    def counting(self: hpack.Decoder, data: bytes, raw: bool = False) -> object:
+        nonlocal calls
+        calls += 1
+        return decode(self, data, raw)
+
+    monkeypatch.setattr(hpack.Decoder, "decode", counting)
+    results = [list(decoder.decode(block, raw=True)) for _ in range(5)]
+    assert calls == 1
+    assert all(r == [(b":status", b"200"), (b"server", b"nginx")] for r in results)
+    results[0].append(hpack.HeaderTuple(b"x", b"y"))  # callers get their own list
+    assert decoder.decode(block, raw=True) == results[1]
+
+
+def test_a_table_change_empties_the_cache() -> None:
+    decoder = CachingDecoder()
+    decoder.decode(_unindexed((b"a", b"1")), raw=True)
+    assert len(decoder._cache) == 1
+    indexed = hpack.Encoder().encode([(b"x-new", b"v")])  # inserts into the table
+    assert decoder.decode(indexed, raw=True) == [(b"x-new", b"v")]
+    assert all(key[0] != indexed for key in decoder._cache)  # it changed the table
+    decoder.decode(_unindexed((b"b", b"2")), raw=True)
+    assert [key[0] for key in decoder._cache] == [_unindexed((b"b", b"2"))]  # emptied first
+
+
+def test_the_cache_is_bounded() -> None:
+    decoder = CachingDecoder()
+    for i in range(MAX_ENTRIES * 3):
+        decoder.decode(_unindexed((b"n", str(i).encode())), raw=True)
+        assert len(decoder._cache) <= MAX_ENTRIES
