@@ -1,17 +1,20 @@
 """An HPACK decoder that decodes a repeated header block once.
 
-Servers answer a run of similar requests with byte-identical header blocks:
-nginx, for one, sends its response fields as Huffman-coded literals without
-indexing, so within a second (the ``date`` field) every 1 KiB response has
-the same block. Decoding it is about a fifth of a small HTTP/2 request's CPU
-(Huffman, one bit-twiddling loop per field), redone for the same bytes.
+Servers answer a run of similar requests with byte-identical header blocks.
+nginx, for one, sends its response fields as Huffman-coded literals "with
+incremental indexing" of static-table names, and never refers to what they
+add to the dynamic table; within a second (the ``date`` field) every 1 KiB
+response has the same block. Decoding it is about a fifth of a small HTTP/2
+request's CPU (Huffman, one bit-twiddling loop per field), redone for the
+same bytes.
 
-Decoding is a function of the block's bytes, the dynamic table and the two
-limits, and it may change the table. So a result is kept only when its
-decode left the table untouched, keyed by the bytes and limits, and the
-cache is emptied whenever the table changes (every insertion or resize
-bumps :attr:`_CountingTable.generation`). A hit therefore returns exactly
-what decoding would, with the same (absent) effect on the table.
+A block that refers to no dynamic-table entry and changes no table size
+decodes to the same fields whatever the table holds, and its only effect on
+the table is the entries it adds, in order. So for such a block we keep the
+fields and those entries, keyed by the bytes and the decoder's limits; a
+repeat adds the same entries (hpack's own ``add``, evictions included) and
+returns the same fields: exactly what decoding it again would do. Blocks that
+refer to the dynamic table are decoded every time.
 """
 
 from __future__ import annotations
@@ -28,17 +31,24 @@ MAX_ENTRIES = 64
 MAX_BLOCK = 4096
 
 _Key = tuple[bytes, bool, int, int]
+_Entry = tuple[list[HeaderTuple], tuple[tuple[bytes, bytes], ...]]
 
 
-class _CountingTable(HeaderTable):
-    """hpack's dynamic table, counting its changes."""
+class _RecordingTable(HeaderTable):
+    """hpack's dynamic table, noting what one decode does with it."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.generation = 0
+        self.added: list[tuple[bytes, bytes]] = []
+        self.depended = False  # a dynamic entry was read, or the size changed
+
+    def get_by_index(self, index: int) -> tuple[bytes, bytes]:
+        if index > HeaderTable.STATIC_TABLE_LENGTH:
+            self.depended = True
+        return super().get_by_index(index)
 
     def add(self, name: bytes, value: bytes) -> None:
-        self.generation += 1
+        self.added.append((name, value))
         super().add(name, value)
 
     @property
@@ -47,7 +57,7 @@ class _CountingTable(HeaderTable):
 
     @maxsize.setter
     def maxsize(self, newmax: int) -> None:
-        self.generation += 1
+        self.depended = True
         HeaderTable.maxsize.fset(self, newmax)  # type: ignore[attr-defined]
 
 
@@ -56,22 +66,23 @@ class CachingDecoder(Decoder):
 
     def __init__(self) -> None:
         super().__init__()
-        self.header_table = _CountingTable()
-        self._table: _CountingTable = self.header_table
-        self._cache: dict[_Key, list[HeaderTuple]] = {}
-        self._generation = 0
+        self._table = _RecordingTable()
+        self.header_table = self._table
+        self._cache: dict[_Key, _Entry] = {}
 
     def decode(self, data: bytes, raw: bool = False) -> Iterable[HeaderTuple]:
-        if self._table.generation != self._generation:
-            self._cache.clear()
-            self._generation = self._table.generation
         key = (bytes(data), raw, self.max_header_list_size, self.max_allowed_table_size)
-        cached = self._cache.get(key)
-        if cached is not None:
-            return list(cached)
-        headers = list(super().decode(data, raw))
-        if self._table.generation == self._generation and len(data) <= MAX_BLOCK:
+        hit = self._cache.get(key)
+        if hit is not None:
+            fields, added = hit
+            for name, value in added:
+                HeaderTable.add(self._table, name, value)
+            return list(fields)
+        table = self._table
+        table.added, table.depended = [], False
+        fields = list(super().decode(data, raw))
+        if not table.depended and len(data) <= MAX_BLOCK:
             if len(self._cache) >= MAX_ENTRIES:
                 self._cache.clear()
-            self._cache[key] = headers
-        return list(headers)
+            self._cache[key] = (fields, tuple(table.added))
+        return list(fields)
