@@ -24,7 +24,7 @@ from hyperframe.frame import (
     WindowUpdateFrame,
 )
 
-from ._hpack_cache import CachingDecoder
+from ._hpack_cache import CachingDecoder, CachingEncoder
 
 __all__ = ["MAX_IDLE_CONTROL_FRAMES", "BodyLengthMismatch", "ControlFrameFlood", "H2State"]
 
@@ -84,8 +84,8 @@ class H2State(h2.connection.H2Connection):
       (:data:`MAX_IDLE_CONTROL_FRAMES`, GOAWAY ENHANCE_YOUR_CALM).
     * **a body longer or shorter than its Content-Length resets only its
       stream** (PROTOCOL_ERROR) and is reported as :class:`BodyLengthMismatch`.
-    * **a header block seen before is not decoded again**
-      (:class:`~trio_requests._hpack_cache.CachingDecoder`).
+    * **a header block seen before is not decoded again, and a request's
+      fields sent before are not encoded again** (:mod:`._hpack_cache`).
     """
 
     def __init__(self, in_flight: Sized, *, config: h2.config.H2Configuration) -> None:
@@ -94,6 +94,7 @@ class H2State(h2.connection.H2Connection):
         decoder.max_header_list_size = self.decoder.max_header_list_size
         decoder.max_allowed_table_size = self.decoder.max_allowed_table_size
         self.decoder = decoder
+        self.encoder = CachingEncoder()
         self._in_flight = in_flight
         self._ended_by_peer = False
         self._idle_frames = 0

@@ -1,4 +1,7 @@
-"""An HPACK decoder that decodes a repeated header block once.
+"""HPACK that does a repeated header block's work once, both ways.
+
+Decoding
+--------
 
 Servers answer a run of similar requests with byte-identical header blocks.
 nginx, for one, sends its response fields as Huffman-coded literals "with
@@ -15,13 +18,23 @@ fields and those entries, keyed by the bytes and the decoder's limits; a
 repeat adds the same entries (hpack's own ``add``, evictions included) and
 returns the same fields: exactly what decoding it again would do. Blocks that
 refer to the dynamic table are decoded every time.
+
+Encoding
+--------
+A client repeating a request (polling, fan-out to one API) sends the same
+fields; once they are in the dynamic table each encodes to the same indexed
+form, and encoding changes nothing. The output is a function of the fields
+and the table, so :class:`CachingEncoder` keeps it while the table stays as
+it was (any insertion or resize empties the cache). A request with a new
+field value is encoded as usual and, since that changes the table, not kept.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from hpack import Decoder, HeaderTuple
+from hpack import Decoder, Encoder, HeaderTuple
 from hpack.table import HeaderTable
 
 #: Cached blocks per connection; past it the cache starts again (a server
@@ -86,3 +99,58 @@ class CachingDecoder(Decoder):
                 self._cache.clear()
             self._cache[key] = (fields, tuple(table.added))
         return list(fields)
+
+
+class _CountingTable(HeaderTable):
+    """hpack's dynamic table, counting its changes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.generation = 0
+
+    def add(self, name: bytes, value: bytes) -> None:
+        self.generation += 1
+        super().add(name, value)
+
+    @property
+    def maxsize(self) -> int:
+        return self._maxsize
+
+    @maxsize.setter
+    def maxsize(self, newmax: int) -> None:
+        self.generation += 1
+        HeaderTable.maxsize.fset(self, newmax)  # type: ignore[attr-defined]
+
+
+class CachingEncoder(Encoder):
+    """:class:`hpack.Encoder` with a per-connection cache of encoded blocks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._table = _CountingTable()
+        self.header_table = self._table
+        self._cache: dict[Any, bytes] = {}
+        self._generation = 0
+
+    def encode(self, headers: Any, huffman: bool = True) -> bytes:
+        table = self._table
+        if isinstance(headers, dict) or table.resized:
+            return super().encode(headers, huffman)
+        if table.generation != self._generation:
+            self._cache.clear()
+            self._generation = table.generation
+        fields = list(headers)
+        # Types too: a NeverIndexedHeaderTuple equals the plain tuple.
+        key = (tuple(fields), tuple(map(type, fields)), huffman)
+        try:
+            cached = self._cache.get(key)
+        except TypeError:  # an unhashable field (a list): nothing to keep
+            return super().encode(fields, huffman)
+        if cached is not None:
+            return cached
+        encoded = super().encode(fields, huffman)
+        if table.generation == self._generation and len(encoded) <= MAX_BLOCK:
+            if len(self._cache) >= MAX_ENTRIES:
+                self._cache.clear()
+            self._cache[key] = encoded
+        return encoded

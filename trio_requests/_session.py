@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import math
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
@@ -223,14 +222,19 @@ class Session:
         options = _SendOptions.pop_from(kwargs)
         request = self.build_request(method, url, **kwargs)
         total = self._timeout_for(options.timeout).total
-        with trio.move_on_after(_seconds(total)):
-            response = await self.send(request, **options.as_kwargs())
-            try:
-                await response.aread()
-            finally:
-                await response.aclose()
-            return response
+        if total is None:  # no scope to enter and leave: the common case
+            return await self._read_whole(request, options)
+        with trio.move_on_after(total):
+            return await self._read_whole(request, options)
         raise _total_timeout(request, total)
+
+    async def _read_whole(self, request: Request, options: _SendOptions) -> Response:
+        response = await self.send(request, **options.as_kwargs())
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
 
     async def get(self, url: str | URL, **kwargs: Any) -> Response:
         return await self.request("GET", url, **kwargs)
@@ -298,7 +302,9 @@ class Session:
         limit = self._timeout_for(timeout)
         follow = self.follow_redirects if isinstance(follow_redirects, _Unset) else follow_redirects
         request = _authenticate(request, self.auth if isinstance(auth, _Unset) else auth)
-        with trio.move_on_after(_seconds(limit.total)):
+        if limit.total is None:
+            return await self._follow(request, limit, follow)
+        with trio.move_on_after(limit.total):
             return await self._follow(request, limit, follow)
         raise _total_timeout(request, limit.total)
 
@@ -535,10 +541,6 @@ class StreamContext:
     async def __aexit__(self, *exc_info: object) -> None:
         if self._response is not None:
             await self._response.aclose()
-
-
-def _seconds(limit: float | None) -> float:
-    return math.inf if limit is None else limit
 
 
 def _total_timeout(request: Request, total: float | None) -> TotalTimeout:

@@ -1,15 +1,18 @@
-"""CachingDecoder decodes exactly as hpack's Decoder does, only faster on
-repeats: a hypothesis property feeds both the same sequence of blocks
-(fresh, replayed, with and without indexing, with table size updates)."""
+"""CachingDecoder and CachingEncoder work exactly as hpack's Decoder and
+Encoder do, only faster on repeats: hypothesis properties feed both the same
+sequences (fresh, replayed, with and without indexing, sensitive fields,
+table size updates) and compare results and tables."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import hpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_requests._hpack_cache import MAX_ENTRIES, CachingDecoder
+from trio_requests._hpack_cache import MAX_ENTRIES, CachingDecoder, CachingEncoder
 
 NAMES = [b"server", b"date", b"content-type", b"x-a", b"x-b", b":status"]
 VALUES = [b"nginx", b"Sun, 06 Dec 2026", b"text/plain", b"1", b"2" * 40, b"200"]
@@ -116,3 +119,70 @@ def test_the_cache_is_bounded() -> None:
     for i in range(MAX_ENTRIES * 3):
         decoder.decode(_unindexed((b"n", str(i).encode())), raw=True)
         assert len(decoder._cache) <= MAX_ENTRIES
+
+
+Encode = tuple[list[tuple[bytes, bytes, int]], bool, int | None]
+encodes = st.lists(
+    st.tuples(
+        st.lists(
+            st.tuples(st.sampled_from(NAMES), st.sampled_from(VALUES), st.sampled_from(range(3))),
+            min_size=1,
+            max_size=6,
+        ),
+        st.booleans(),
+        st.sampled_from([None, None, None, 0, 64, 4096]),
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+def _field(name: bytes, value: bytes, kind: int) -> Any:
+    """A plain 2-tuple, a NeverIndexedHeaderTuple, or a sensitive 3-tuple."""
+    if kind == 1:
+        return hpack.NeverIndexedHeaderTuple(name, value)
+    return (name, value) if kind == 0 else (name, value, True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(encodes)
+def test_encoder_same_blocks_as_hpack(
+    plan: list[tuple[list[tuple[bytes, bytes, int]], bool, int | None]],
+) -> None:
+    reference, caching = hpack.Encoder(), CachingEncoder()
+    decoder = hpack.Decoder()
+    for fields, huffman, resize in plan:
+        if resize is not None:
+            reference.header_table_size = caching.header_table_size = resize
+        headers = [_field(*field) for field in fields]
+        block = caching.encode(headers, huffman=huffman)
+        assert block == reference.encode(headers, huffman=huffman)
+        assert [tuple(h) for h in decoder.decode(block, raw=True)] == [f[:2] for f in fields]
+        assert caching.header_table.dynamic_entries == reference.header_table.dynamic_entries
+
+
+def test_a_repeated_request_is_encoded_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    encoder = CachingEncoder()
+    fields = [(b":method", b"GET"), (b":path", b"/api"), (b"authorization", b"secret")]
+    first = encoder.encode(fields)  # adds to the table: not kept
+    calls = 0
+    add = hpack.Encoder.add
+
+    def counting(self: hpack.Encoder, *args: Any, **kwargs: Any) -> bytes:
+        nonlocal calls
+        calls += 1
+        return add(self, *args, **kwargs)
+
+    monkeypatch.setattr(hpack.Encoder, "add", counting)
+    blocks = [encoder.encode(fields) for _ in range(5)]
+    assert calls == len(fields)  # the second encode only
+    assert len(set(blocks)) == 1 and blocks[0] != first  # indexed now
+
+
+def test_a_sensitive_field_is_not_confused_with_a_plain_one() -> None:
+    """Equal as tuples, different on the wire: the cache tells them apart."""
+    encoder, reference = CachingEncoder(), hpack.Encoder()
+    sensitive = [hpack.NeverIndexedHeaderTuple(b"authorization", b"secret")]
+    plain = [(b"authorization", b"secret")]
+    for fields in (sensitive, sensitive, plain, plain):
+        assert encoder.encode(fields) == reference.encode(fields)
