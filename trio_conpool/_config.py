@@ -79,6 +79,10 @@ class PoolConfig:
         dns_negative_ttl: seconds a failed lookup is remembered. 5 s: a
             misspelt or vanished host does not hammer the resolver, and a
             name that appears is found soon.
+        tls_session_resumption: offer each new TLS connection the session
+            of an earlier one to the same endpoint (:mod:`._tls_sessions`);
+            ``ConnectionInfo.tls_session_reused`` says whether the server
+            took it.
         resolver: ``async (host, port) -> [(family, sockaddr), ...]`` to use
             instead of the system's ``getaddrinfo`` (custom DNS, tests); it
             raises an OSError when the name does not resolve.
@@ -104,6 +108,7 @@ class PoolConfig:
     dns_cache_ttl: float = 60.0
     dns_negative_ttl: float = 5.0
     resolver: Resolver | None = None
+    tls_session_resumption: bool = True
     circuit_breaker: CircuitBreaker | None = None
     on_connection_created: ConnectionHook | None = None
     on_connection_closed: ConnectionHook | None = None

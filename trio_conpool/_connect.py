@@ -38,6 +38,7 @@ from ._dns import DNSCache, connect_any, is_ip_literal
 from ._endpoint import Endpoint, TLSConfig
 from ._errors import ConnectError, ConnectTimeout, ProxyError, TLSError
 from ._proxy import Proxy
+from ._tls_sessions import TLSSessions
 from ._tunnel import open_tunnel
 
 
@@ -52,6 +53,8 @@ class Transport:
         alpn_protocol: the protocol the server selected by ALPN, or None.
         tls_version: e.g. ``"TLSv1.3"``; None for plain text.
         peer_address, local_address: ``getpeername()`` / ``getsockname()``.
+        tls_session_reused: the handshake resumed an earlier session; None
+            for plain text.
     """
 
     stream: trio.abc.Stream
@@ -60,12 +63,17 @@ class Transport:
     tls_version: str | None
     peer_address: Any
     local_address: Any
+    tls_session_reused: bool | None = None
 
 
 # A timeout parameter rather than the caller's fail_after (ASYNC109): expiry
 # must become ConnectTimeout naming the endpoint, not trio.TooSlowError.
 async def open_transport(
-    endpoint: Endpoint, *, timeout: float | None, dns: DNSCache | None = None
+    endpoint: Endpoint,
+    *,
+    timeout: float | None,
+    dns: DNSCache | None = None,
+    sessions: TLSSessions | None = None,
 ) -> Transport:
     """Connect to *endpoint* and, if it has a TLSConfig, complete the handshake.
 
@@ -75,6 +83,9 @@ async def open_transport(
         timeout: seconds for DNS, connect and handshake together; None: no limit.
         dns: where host names are looked up; None: :func:`trio.open_tcp_stream`
             asks the system each time.
+        sessions: TLS sessions to resume, and to keep this one in (after
+            a TLS 1.2 handshake; TLS 1.3 tickets come later, see
+            :mod:`._tls_sessions`). None: always a full handshake.
 
     Raises:
         ConnectTimeout: *timeout* expired.
@@ -87,7 +98,7 @@ async def open_transport(
     with trio.CancelScope() if timeout is None else trio.move_on_after(timeout):
         stream = await _connect(endpoint, dns)
         try:
-            return await _finish(stream, endpoint)
+            return await _finish(stream, endpoint, sessions)
         except BaseException:
             await trio.aclose_forcefully(stream)
             raise
@@ -132,7 +143,9 @@ async def _connect_through(
     return stream
 
 
-async def _finish(stream: trio.SocketStream, endpoint: Endpoint) -> Transport:
+async def _finish(
+    stream: trio.SocketStream, endpoint: Endpoint, sessions: TLSSessions | None
+) -> Transport:
     sock = stream.socket
     try:
         # The peer may reset the connection before we ask (ENOTCONN).
@@ -141,8 +154,11 @@ async def _finish(stream: trio.SocketStream, endpoint: Endpoint) -> Transport:
         raise _connect_error(endpoint, exc) from exc
     if endpoint.tls is None:
         return Transport(stream, sock, None, None, peer, local)
-    tls = await open_tls(stream, endpoint, endpoint.tls)
-    return Transport(tls, sock, tls.selected_alpn_protocol(), tls.version(), peer, local)
+    tls = await open_tls(stream, endpoint, endpoint.tls, sessions)
+    if sessions is not None:
+        sessions.remember(endpoint, tls)
+    alpn, version, reused = tls.selected_alpn_protocol(), tls.version(), tls.session_reused
+    return Transport(tls, sock, alpn, version, peer, local, reused)
 
 
 def _connect_error(endpoint: Endpoint, exc: OSError) -> ConnectError:
@@ -168,7 +184,10 @@ def _why(host: str, exc: OSError) -> str:
 
 
 async def open_tls(
-    stream: trio.SocketStream, endpoint: Endpoint, tls: TLSConfig
+    stream: trio.SocketStream,
+    endpoint: Endpoint,
+    tls: TLSConfig,
+    sessions: TLSSessions | None = None,
 ) -> trio.SSLStream[_ProbeableStream]:
     """Wrap *stream* in TLS, offer ``tls.alpn``, and complete the handshake.
 
@@ -187,6 +206,8 @@ async def open_tls(
     hostname = tls.server_hostname or endpoint.host
     try:
         ssl_stream = _wrap(_ProbeableStream(stream), tls, hostname)
+        if sessions is not None:
+            sessions.offer(endpoint, ssl_stream)
         await ssl_stream.do_handshake()
     except trio.BrokenResourceError as exc:
         # SSLStream reports every failure this way, the ssl/OS error chained.

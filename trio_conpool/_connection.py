@@ -25,7 +25,16 @@ class PooledConnection(Generic[S]):
     """The async layer's half of a pooled connection (the ledger's ``Conn``
     holds the other half: its state and lease counts)."""
 
-    __slots__ = ("_scope", "_stopped", "broken", "info", "nursery", "state", "transport")
+    __slots__ = (
+        "_scope",
+        "_stopped",
+        "broken",
+        "info",
+        "nursery",
+        "session_kept",
+        "state",
+        "transport",
+    )
 
     def __init__(self, transport: Transport, info: ConnectionInfo) -> None:
         self.transport = transport
@@ -33,6 +42,8 @@ class PooledConnection(Generic[S]):
         self.nursery: trio.Nursery | None = None
         #: a task of the handler crashed: never lease this connection again
         self.broken = False
+        #: its TLS session went to the pool's session cache after a lease
+        self.session_kept = False
         self._scope: trio.CancelScope | None = None
         self._stopped = trio.Event()
         self.state: S

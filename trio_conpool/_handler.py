@@ -78,6 +78,7 @@ class ConnectionInfo:
         "last_used",
         "local_address",
         "peer_address",
+        "tls_session_reused",
         "tls_version",
         "use_count",
     )
@@ -91,6 +92,7 @@ class ConnectionInfo:
         tls_version: str | None = None,
         peer_address: Any = None,
         local_address: Any = None,
+        tls_session_reused: bool | None = None,
     ) -> None:
         self.endpoint = endpoint
         #: :func:`trio.current_time` when the transport was established.
@@ -99,6 +101,9 @@ class ConnectionInfo:
         self.alpn_protocol = alpn_protocol
         #: e.g. ``"TLSv1.3"``; None for plain text.
         self.tls_version = tls_version
+        #: the TLS handshake resumed an earlier session (a ticket or session
+        #: id the server accepted); None for plain text.
+        self.tls_session_reused = tls_session_reused
         #: the socket's peer address (a tuple for IP, a path for Unix sockets).
         self.peer_address = peer_address
         self.local_address = local_address

@@ -26,6 +26,7 @@ from ._handler import ConnectionInfo, Multiplexed, ProtocolHandler, RawStream
 from ._lease import Lease, LeaseContext
 from ._ledger import Ledger
 from ._stats import EndpointStats
+from ._tls_sessions import TLSSessions
 
 S = TypeVar("S")
 logger = logging.getLogger("trio_conpool")
@@ -69,6 +70,7 @@ class Pool(Generic[S]):
                 ttl=config.dns_cache_ttl,
                 negative_ttl=config.dns_negative_ttl,
             )
+        self.tls_sessions = TLSSessions() if config.tls_session_resumption else None
         self._reaper_scope = trio.CancelScope()
         self._settled = trio.lowlevel.ParkingLot()  # woken whenever connections close
 
@@ -98,7 +100,7 @@ class Pool(Generic[S]):
                 this call (``None``: no limit).
             trace: called with ``("pool.wait_started", {})``,
                 ``("pool.wait_finished", {})``, ``("connect.started", {})``,
-                ``("connect.finished", {"alpn", "tls_version", "peer"})`` and
+                ``("connect.finished", {"alpn", "tls_version", "tls_session_reused", "peer"})`` and
                 ``("connection.reused", {"use_count", "peer"})``, and
                 ``("circuit.open" / "circuit.half_open" / "circuit.closed",
                 {"endpoint"})`` when the circuit breaker changes state.
@@ -144,6 +146,9 @@ class Pool(Generic[S]):
         one scheduler round trip less per request."""
         conn = lease._finish()
         self._handler_hook(self.handler.on_release, conn)
+        connection = conn.payload
+        if not connection.session_kept:  # TLS 1.3 tickets follow the handshake
+            self._keep_session(connection)
         now = trio.current_time()
         conn.payload.info.last_used = now
         self._apply(self._ledger.release(conn, now))
@@ -268,7 +273,9 @@ class Pool(Generic[S]):
         if trace is not None:
             trace("connect.started", {"endpoint": endpoint})
         try:
-            transport = await open_transport(endpoint, timeout=limit, dns=self.dns)
+            transport = await open_transport(
+                endpoint, timeout=limit, dns=self.dns, sessions=self.tls_sessions
+            )
             connection: PooledConnection[S] = await self._start(conn, transport, deadline, limit)
         except BaseException as exc:
             error = exc if isinstance(exc, Exception) else None
@@ -284,6 +291,7 @@ class Pool(Generic[S]):
                 {
                     "alpn": info.alpn_protocol,
                     "tls_version": info.tls_version,
+                    "tls_session_reused": info.tls_session_reused,
                     "peer": info.peer_address,
                 },
             )
@@ -313,6 +321,7 @@ class Pool(Generic[S]):
             tls_version=transport.tls_version,
             peer_address=transport.peer_address,
             local_address=transport.local_address,
+            tls_session_reused=transport.tls_session_reused,
         )
         connection: PooledConnection[S] = PooledConnection(transport, info)
         conn.payload = connection
@@ -347,7 +356,14 @@ class Pool(Generic[S]):
         if self._reaper_scope.deadline == math.inf and self._ledger.idle_lru:
             self._reaper_scope.deadline = self._ledger.next_idle_deadline()
 
+    def _keep_session(self, connection: PooledConnection[S]) -> None:
+        connection.session_kept = True
+        if self.tls_sessions is not None and connection.info.tls_version is not None:
+            self.tls_sessions.remember(connection.info.endpoint, connection.transport.stream)
+
     async def _dispose(self, connection: PooledConnection[S]) -> None:
+        if not connection.broken:
+            self._keep_session(connection)
         await connection.aclose(self.handler, self.config.close_timeout, has_state=True)
         self._call_user_hook(self.config.on_connection_closed, connection.info)
 

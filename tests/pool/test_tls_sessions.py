@@ -1,0 +1,132 @@
+"""TLS session resumption: a new connection to an endpoint resumes the
+session of an earlier one when the server allows it, and is a plain full
+handshake when it does not (loopback TLS servers built on Python's ssl; the
+nginx test is in tests/interop/test_nginx_tls_resumption.py)."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import trio
+import trio.testing
+
+import trio_conpool as cp
+from tests.pool.servers import echo, start_server
+from trio_conpool._tls_sessions import TLSSessions
+
+
+async def _reuse_flags(
+    nursery: trio.Nursery,
+    server_context: ssl.SSLContext,
+    client_context: ssl.SSLContext,
+    config: cp.PoolConfig | None = None,
+    connections: int = 3,
+) -> list[bool | None]:
+    """``tls_session_reused`` of *connections* connections opened one after
+    another, each used for an echo (which reads the server's tickets) and
+    then closed."""
+    server = await start_server(nursery, echo, ssl_context=server_context)
+    endpoint = cp.Endpoint("127.0.0.1", server.port, tls=cp.TLSConfig(ssl_context=client_context))
+    events: list[Any] = []
+
+    def trace(event: str, info: dict[str, Any]) -> None:
+        if event == "connect.finished":
+            events.append(info["tls_session_reused"])
+
+    flags: list[bool | None] = []
+    async with cp.open_pool(config or cp.PoolConfig(), handler=cp.RawStream()) as pool:
+        for _ in range(connections):
+            lease = await pool.acquire(endpoint, trace=trace)
+            await lease.stream.send_all(b"ping")
+            assert await lease.stream.receive_some(4) == b"ping"
+            flags.append(lease.info.tls_session_reused)
+            await pool.release(lease)
+            await pool.close_all_connections(endpoint)
+    assert events == flags  # the trace says the same
+    return flags
+
+
+async def test_tls13_resumes_with_tickets(
+    nursery: trio.Nursery, server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    assert await _reuse_flags(nursery, server_ssl_context, client_ssl_context) == [
+        False,
+        True,
+        True,
+    ]
+
+
+async def test_tls12_resumes(
+    nursery: trio.Nursery, server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    server_ssl_context.maximum_version = ssl.TLSVersion.TLSv1_2
+    assert await _reuse_flags(nursery, server_ssl_context, client_ssl_context) == [
+        False,
+        True,
+        True,
+    ]
+
+
+async def test_a_server_that_refuses_gets_full_handshakes(
+    nursery: trio.Nursery, server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    server_ssl_context.options |= ssl.OP_NO_TICKET
+    server_ssl_context.num_tickets = 0
+    flags = await _reuse_flags(nursery, server_ssl_context, client_ssl_context)
+    assert flags == [False, False, False]
+
+
+async def test_off_when_configured_off(
+    nursery: trio.Nursery, server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    config = cp.PoolConfig(tls_session_resumption=False)
+    flags = await _reuse_flags(nursery, server_ssl_context, client_ssl_context, config)
+    assert flags == [False, False, False]
+
+
+async def test_plain_text_has_no_session(nursery: trio.Nursery) -> None:
+    server = await start_server(nursery, echo)
+    endpoint = cp.Endpoint("127.0.0.1", server.port)
+    async with (
+        cp.open_pool(cp.PoolConfig(), handler=cp.RawStream()) as pool,
+        pool.connection(endpoint) as lease,
+    ):
+        assert lease.info.tls_session_reused is None
+
+
+async def test_sessions_are_not_shared_between_endpoints(
+    nursery: trio.Nursery, server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    """Same server, two endpoints (another ALPN list): each its own session."""
+    server = await start_server(nursery, echo, ssl_context=server_ssl_context)
+    first, second = (
+        cp.Endpoint("127.0.0.1", server.port, tls=cp.TLSConfig(ssl_context=client_ssl_context)),
+        cp.Endpoint(
+            "127.0.0.1",
+            server.port,
+            tls=cp.TLSConfig(ssl_context=client_ssl_context, alpn=("http/1.1",)),
+        ),
+    )
+    async with cp.open_pool(cp.PoolConfig(), handler=cp.RawStream()) as pool:
+        for endpoint, expected in ((first, False), (first, True), (second, False)):
+            async with pool.connection(endpoint) as lease:
+                await lease.stream.send_all(b"x")
+                await lease.stream.receive_some(1)
+                assert lease.info.tls_session_reused is expected, endpoint
+            await pool.close_all_connections(endpoint)
+
+
+def test_the_cache_is_bounded_and_keeps_only_resumable_sessions() -> None:
+    sessions = TLSSessions(max_endpoints=2)
+    sessions.remember(cp.Endpoint("a", 1), trio.testing.MemoryReceiveStream())  # type: ignore[arg-type]
+    assert len(sessions) == 0  # not TLS: nothing to keep
+
+    def session(has_ticket: bool) -> Any:
+        return type("Session", (), {"has_ticket": has_ticket})()
+
+    sessions.keep(cp.Endpoint("a", 1), session(has_ticket=False), "TLSv1.3")
+    assert len(sessions) == 0  # a TLS 1.3 session without a ticket cannot resume
+    for port in (1, 2, 3):
+        sessions.keep(cp.Endpoint("a", port), session(has_ticket=False), "TLSv1.2")
+    assert len(sessions) == 2  # the oldest went
