@@ -107,7 +107,9 @@ async def run(options: Options, plan: RequestPlan, jobs: Sequence[Job]) -> int:
         session_stats = session.stats()
     if options.stats:
         wall = trio.current_time() - started
-        sys.stderr.write(report(RunStats(outcomes=outcomes, session=session_stats, wall_time=wall)))
+        timings = tracer.timings.samples(len(outcomes))
+        stats = RunStats(outcomes=outcomes, session=session_stats, wall_time=wall, timings=timings)
+        sys.stderr.write(report(stats))
     return int(exit_code(outcomes, parallel=options.parallel))
 
 

@@ -6,6 +6,9 @@ opened, request sent); so a :class:`contextvars.ContextVar` set by each
 transfer's task tells which transfer an event belongs to. Events from the
 connections' own tasks (a stream closing) carry no transfer.
 
+The tracer also hands the events to :class:`~._timings.Timings`, for the
+pool-wait and connect times ``--stats`` shows.
+
 ``-v`` prints in curl's shape: ``*`` for what happened, ``>`` for the
 request head, ``<`` for the response head, credentials masked.
 """
@@ -20,6 +23,7 @@ from typing import Any, TextIO
 from .._models import Request, Response
 from .._urls import masked_url
 from ._request import masked
+from ._timings import Timings
 
 
 @dataclass
@@ -54,10 +58,12 @@ CURRENT: contextvars.ContextVar[TransferState | None] = contextvars.ContextVar(
 
 class Tracer:
     """The Session's ``trace=`` callable: updates the current transfer's
-    :class:`TransferState` and, with ``-v``, prints what happened."""
+    :class:`TransferState`, notes pool-wait and connect times in
+    :attr:`timings` and, with ``-v``, prints what happened."""
 
     def __init__(self, stream: TextIO | None) -> None:
         self._stream = stream  # None: collect facts, print nothing
+        self.timings = Timings()
 
     def __call__(self, event: str, info: Mapping[str, Any]) -> None:
         state = CURRENT.get()
@@ -65,6 +71,7 @@ class Tracer:
             state.stream_id = None  # a new attempt: HTTP/1 until a stream opens
         elif event == "stream.opened" and state is not None:
             state.stream_id = info.get("stream_id")
+        self.timings.observe(event, state)
         if self._stream is not None:
             self._print(event, info, state)
 
@@ -123,6 +130,8 @@ def _connected(info: Mapping[str, Any]) -> list[str]:
     lines = [f"* Connected to {_address(info.get('peer'))}"]
     tls_version = info.get("tls_version")
     if tls_version:
+        if info.get("tls_session_reused"):
+            lines.append("* SSL re-using session ID")  # curl's words for a resumed session
         lines.append(f"* SSL connection using {tls_version}")
         alpn = info.get("alpn")
         if alpn:
