@@ -71,6 +71,12 @@ class PoolConfig:
         check_readable: before reusing an idle exclusive connection, check
             without blocking that the peer has not closed it or sent
             unexpected bytes.
+        health_check_interval: also run those checks (``check_readable``,
+            then ``health_check``) on idle exclusive connections in the
+            background every this many seconds, so a dead one is closed
+            before anyone asks for it. None: only at reuse. (Multiplexed
+            protocols check themselves: trio_requests pings idle HTTP/2
+            connections.)
         dns_cache_ttl: seconds a host name's addresses are reused before it
             is looked up again; 0 asks the resolver for every connection.
             60 s: a burst of connects makes one lookup, and a DNS change is
@@ -105,6 +111,7 @@ class PoolConfig:
     close_timeout: float = 5.0
     health_check: HealthCheck | None = None
     check_readable: bool = True
+    health_check_interval: float | None = None
     dns_cache_ttl: float = 60.0
     dns_negative_ttl: float = 5.0
     resolver: Resolver | None = None
@@ -117,7 +124,12 @@ class PoolConfig:
     def __post_init__(self) -> None:
         _positive("max_connections_per_endpoint", self.max_connections_per_endpoint, integer=True)
         optional_ints = ("max_connections_total", "max_connection_uses")
-        optional_floats = ("max_idle_time", "max_connection_lifetime", "connect_timeout")
+        optional_floats = (
+            "max_idle_time",
+            "max_connection_lifetime",
+            "connect_timeout",
+            "health_check_interval",
+        )
         for name in optional_ints:
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name), integer=True)

@@ -194,6 +194,30 @@ class Ledger:
         self._settle(conn.book, now, work)
         return work
 
+    def borrow(self, conn: Conn) -> LeaseGrant | None:
+        """Take an idle exclusive connection for a background check (None if
+        it is not idle any more). End it with :meth:`give_back` or
+        :meth:`reject`; neither counts it as a use."""
+        if conn.state is not _S.IDLE or conn.multiplexed:
+            return None
+        self._lease(conn)
+        return LeaseGrant(conn, reused=False)
+
+    def give_back(self, grant: LeaseGrant, now: float) -> Work:
+        """A background check found the borrowed connection good: idle again
+        as it was, its idle clock and its place in the LRU order unchanged."""
+        self._unuse(grant)
+        work = Work()
+        conn = grant.conn
+        self._end_lease(conn, now, work)
+        if conn.state is _S.IDLE:
+            # _make_idle put it last; idle expiry reads the LRU oldest first.
+            self.idle_lru = dict.fromkeys(sorted(self.idle_lru, key=_last_used))
+            book = conn.book
+            book.idle = dict.fromkeys(sorted(book.idle, key=_last_used))
+        self._settle(conn.book, now, work)
+        return work
+
     def reject(self, grant: LeaseGrant, now: float) -> Work:
         """A granted idle connection failed its checks before use: close it,
         and do not count the lease as a use."""
@@ -465,3 +489,7 @@ class Ledger:
             book = next(iter(self.blocked))
             del self.blocked[book]
             self._pump(book, now, work)
+
+
+def _last_used(conn: Conn) -> float:
+    return conn.last_used

@@ -216,6 +216,51 @@ class Pool(Generic[S]):
                 )
         return lease
 
+    async def check_idle(self) -> int:
+        """Run the reuse checks (``check_readable``, then ``health_check``)
+        on every idle exclusive connection now; close those that fail.
+        Returns how many were closed. ``health_check_interval`` calls this
+        in the background.
+
+        A connection being checked counts as active in the stats; a
+        passing check leaves its idle time and LRU place as they were.
+        """
+        closed = 0
+        for conn in [c for c in self._ledger.idle_lru if not c.multiplexed]:
+            if self._looks_clean(conn):
+                continue
+            grant = self._ledger.borrow(conn)
+            if grant is None:
+                continue  # leased or closed meanwhile
+            lease = Lease(self, conn, reused=False)
+            good = False
+            try:
+                good = await self._still_good(lease)
+            finally:
+                lease._finish()
+                if good:
+                    self._apply(self._ledger.give_back(grant, trio.current_time()))
+                else:
+                    self._apply(self._ledger.reject(grant, trio.current_time()))
+                    closed += 1
+        return closed
+
+    def _looks_clean(self, conn: Conn) -> bool:
+        """True when a sync peek settles it (no user check to run)."""
+        if self.config.health_check is not None:
+            return False
+        if not self.config.check_readable:
+            return True
+        return peek_idle(conn.payload.transport) is IdleCheck.CLEAN
+
+    async def _check_idle_forever(self, interval: float) -> None:
+        while True:
+            await trio.sleep(interval)
+            try:
+                await self.check_idle()
+            except Exception:  # a check crashing must not take the pool down
+                logger.exception("the background check of idle connections failed")
+
     async def _still_good(self, lease: Lease[S]) -> bool:
         connection: PooledConnection[S] = lease._conn.payload
         if self.config.check_readable and not lease.multiplexed:
@@ -542,6 +587,8 @@ async def _open_pool(config: PoolConfig, handler: ProtocolHandler[S]) -> AsyncIt
     async with trio.open_nursery() as nursery:
         pool = Pool(config, handler, nursery)
         nursery.start_soon(pool._reap_idle)
+        if config.health_check_interval is not None:
+            nursery.start_soon(pool._check_idle_forever, config.health_check_interval)
         try:
             yield pool
         except BaseException as exc:
