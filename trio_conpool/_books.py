@@ -7,6 +7,7 @@ made by :class:`trio_conpool._ledger.Ledger`.
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,8 @@ class Conn:
     expires_at: float = math.inf
     last_used: float = 0.0
     payload: Any = None
+    #: the affinity key of the last lease that asked for one
+    affinity: Hashable | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,7 @@ class Book:
     counts: dict[ConnState, int] = field(default_factory=lambda: dict.fromkeys(ConnState, 0))
     idle: dict[Conn, None] = field(default_factory=dict)  # exclusive, IDLE, LIFO
     mux: dict[Conn, None] = field(default_factory=dict)  # multiplexed, IDLE or ACTIVE
+    by_affinity: dict[Hashable, Conn] = field(default_factory=dict)  # open connections
     conns: dict[Conn, None] = field(default_factory=dict)  # every opened, not closed
     waiters: dict[Waiter, None] = field(default_factory=dict)  # FIFO
     multiplexed: bool | None = None  # unknown until the first connection opens

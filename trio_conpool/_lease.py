@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from types import TracebackType
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -108,15 +109,16 @@ class LeaseContext(Generic[S]):
     released either way: its handler knows whether the connection is still
     healthy (a cancelled HTTP/2 stream is reset, not the connection)."""
 
-    __slots__ = ("_endpoint", "_lease", "_pool")
+    __slots__ = ("_affinity", "_endpoint", "_lease", "_pool")
 
-    def __init__(self, pool: Pool[S], endpoint: Endpoint) -> None:
+    def __init__(self, pool: Pool[S], endpoint: Endpoint, affinity: Hashable | None = None) -> None:
         self._pool = pool
         self._endpoint = endpoint
+        self._affinity = affinity
         self._lease: Lease[S] | None = None
 
     async def __aenter__(self) -> Lease[S]:
-        self._lease = await self._pool.acquire(self._endpoint)
+        self._lease = await self._pool.acquire(self._endpoint, affinity=self._affinity)
         return self._lease
 
     async def __aexit__(

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 from ._books import Book, Conn, ConnectGrant, FailureGrant, Grant, LeaseGrant, Waiter, Work
 from ._endpoint import Endpoint
@@ -77,14 +77,18 @@ class Ledger:
             book = self.books[endpoint] = Book(endpoint)
         return book
 
-    def request(self, endpoint: Endpoint, now: float) -> tuple[Grant | Waiter, Work]:
-        """Grant a lease or a connect at once, or queue a :class:`Waiter`."""
+    def request(
+        self, endpoint: Endpoint, now: float, affinity: Hashable | None = None
+    ) -> tuple[Grant | Waiter, Work]:
+        """Grant a lease or a connect at once, or queue a :class:`Waiter`.
+        With *affinity*, the idle connection last leased with that key goes
+        first (best effort: a waiter takes whatever frees up)."""
         work = Work()
         book = self.book(endpoint)
         if self.closed:
             return FailureGrant(None), work
         if not book.waiters:
-            grant = self._try_grant(book, now, work, demand=1)
+            grant = self._try_grant(book, now, work, demand=1, affinity=affinity)
             if grant is not None:
                 self._settle(book, now, work)
                 return grant, work
@@ -320,8 +324,19 @@ class Ledger:
 
     # -- internals ----------------------------------------------------------
 
-    def _try_grant(self, book: Book, now: float, work: Work, demand: int) -> Grant | None:
-        conn = self._take_idle(book, now, work) or self._pick_mux(book, now, work)
+    def tag(self, conn: Conn, affinity: Hashable) -> None:
+        """Remember *conn* as the connection of *affinity* (a lease asked)."""
+        book = conn.book
+        if conn.affinity is not None and book.by_affinity.get(conn.affinity) is conn:
+            del book.by_affinity[conn.affinity]
+        conn.affinity = affinity
+        book.by_affinity[affinity] = conn
+
+    def _try_grant(
+        self, book: Book, now: float, work: Work, demand: int, affinity: Hashable | None = None
+    ) -> Grant | None:
+        conn = self._take_affine(book, affinity, now, work) if affinity is not None else None
+        conn = conn or self._take_idle(book, now, work) or self._pick_mux(book, now, work)
         if conn is not None:
             reused = conn.uses > 0
             self._lease(conn)
@@ -334,6 +349,15 @@ class Ledger:
             self.blocked[book] = None
             return None
         return ConnectGrant(self._new_conn(book))
+
+    def _take_affine(self, book: Book, affinity: Hashable, now: float, work: Work) -> Conn | None:
+        conn = book.by_affinity.get(affinity)
+        if conn is None or conn not in book.idle:
+            return None
+        if self._expired(conn, now) or not self.is_healthy(conn):
+            self._close(conn, work)
+            return None
+        return conn
 
     def _take_idle(self, book: Book, now: float, work: Work) -> Conn | None:
         while book.idle:
@@ -411,6 +435,8 @@ class Ledger:
             book.conns[conn] = None
         elif new is _S.CLOSED:
             book.conns.pop(conn, None)
+            if conn.affinity is not None and book.by_affinity.get(conn.affinity) is conn:
+                del book.by_affinity[conn.affinity]
         if old in OPEN_STATES and new not in OPEN_STATES:
             self.open_total -= 1
             if old is not _S.CONNECTING:

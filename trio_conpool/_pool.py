@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -76,9 +76,11 @@ class Pool(Generic[S]):
 
     # -- leasing -------------------------------------------------------------
 
-    def connection(self, endpoint: Endpoint) -> LeaseContext[S]:
+    def connection(
+        self, endpoint: Endpoint, *, affinity: Hashable | None = None
+    ) -> LeaseContext[S]:
         """``async with pool.connection(ep) as lease``: see :class:`LeaseContext`."""
-        return LeaseContext(self, endpoint)
+        return LeaseContext(self, endpoint, affinity)
 
     async def acquire(
         self,
@@ -87,6 +89,7 @@ class Pool(Generic[S]):
         pool_timeout: float | None = DEFAULT,
         connect_timeout: float | None = DEFAULT,
         trace: Trace | None = None,
+        affinity: Hashable | None = None,
     ) -> Lease[S]:
         """Lease a connection to *endpoint*, opening one if the limits allow.
 
@@ -98,6 +101,10 @@ class Pool(Generic[S]):
         Args:
             pool_timeout, connect_timeout: override the PoolConfig values for
                 this call (``None``: no limit).
+            affinity: a key (a session id, a selected database): if the
+                connection last leased with this key is idle, it is the one
+                handed out, for protocols with per-connection state; else
+                any, which then carries the key. Best effort, never a wait.
             trace: called with ``("pool.wait_started", {})``,
                 ``("pool.wait_finished", {})``, ``("connect.started", {})``,
                 ``("connect.finished", {"alpn", "tls_version", "tls_session_reused", "peer"})`` and
@@ -118,7 +125,7 @@ class Pool(Generic[S]):
             connect_timeout = self.config.connect_timeout
         deadline = math.inf if pool_timeout is None else trio.current_time() + pool_timeout
         while True:
-            grant = await self._wait_for_grant(endpoint, deadline, pool_timeout, trace)
+            grant = await self._wait_for_grant(endpoint, deadline, pool_timeout, trace, affinity)
             if isinstance(grant, FailureGrant):
                 raise self._failure(endpoint, grant.error)
             if isinstance(grant, ConnectGrant):
@@ -127,6 +134,8 @@ class Pool(Generic[S]):
             else:
                 lease = await self._checkout(grant, trace)
             if lease is not None:
+                if affinity is not None:
+                    self._ledger.tag(lease._conn, affinity)
                 return lease
 
     async def release(self, lease: Lease[S]) -> None:
@@ -160,9 +169,14 @@ class Pool(Generic[S]):
         self._apply(self._ledger.discard(conn, trio.current_time()))
 
     async def _wait_for_grant(
-        self, endpoint: Endpoint, deadline: float, limit: float | None, trace: Trace | None
+        self,
+        endpoint: Endpoint,
+        deadline: float,
+        limit: float | None,
+        trace: Trace | None,
+        affinity: Hashable | None,
     ) -> Grant:
-        result, work = self._ledger.request(endpoint, trio.current_time())
+        result, work = self._ledger.request(endpoint, trio.current_time(), affinity)
         self._apply(work)
         if not isinstance(result, Waiter):
             await trio.lowlevel.cancel_shielded_checkpoint()

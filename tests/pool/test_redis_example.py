@@ -27,6 +27,7 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
+import trio_conpool as cp
 from tests.helpers import load_script
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -428,3 +429,33 @@ async def test_cancelled_command_discards_its_connection(redis_server: RedisServ
             assert await client.command("LPOP", "empty-list") == b"late"
             stats = client.stats()
             assert (stats.total_created, stats.total_closed) == (2, 1)
+
+
+@pytest.mark.interop
+async def test_affinity_returns_the_connection_with_its_selected_database(
+    redis_server: RedisServer,
+) -> None:
+    """SELECT is per connection: a lease that asks by the same key gets the
+    connection that selected database 5 back, even though another connection
+    was used since, and reads the key it wrote there without selecting again
+    (the server's CLIENT ID proves it is the same connection)."""
+
+    async def run(lease: cp.Lease[trio.abc.Stream], *args: str) -> object:
+        return await redis_ping.exchange(lease.stream, redis_ping.encode_command(*args))
+
+    with trio.fail_after(10):
+        async with redis_server.client(4) as client:
+            pool, endpoint = client.pool, client.endpoint
+            async with (  # released last to first: `other` is the most recent
+                pool.connection(endpoint) as other,
+                pool.connection(endpoint, affinity="db5") as five,
+            ):
+                assert await run(five, "SELECT", "5") == "OK"
+                assert await run(five, "SET", "where", "db5") == "OK"
+                five_id = await run(five, "CLIENT", "ID")
+                other_id = await run(other, "CLIENT", "ID")
+            async with pool.connection(endpoint) as lease:  # LIFO: the other one
+                assert await run(lease, "CLIENT", "ID") == other_id
+            async with pool.connection(endpoint, affinity="db5") as lease:
+                assert await run(lease, "CLIENT", "ID") == five_id
+                assert await run(lease, "GET", "where") == b"db5"
