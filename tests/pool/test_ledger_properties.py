@@ -56,14 +56,31 @@ class LedgerMachine(RuleBasedStateMachine):
         self.pending = [g for g in self.pending if not isinstance(g, kind)]
         return taken
 
-    @rule(target=waiters, ep=st.sampled_from(ENDPOINTS))
-    def request(self, ep: Endpoint) -> Waiter | None:
-        result, work = self.ledger.request(ep, self.now)
+    @rule(target=waiters, ep=st.sampled_from(ENDPOINTS), key=st.sampled_from([None, "a", "b"]))
+    def request(self, ep: Endpoint, key: str | None) -> Waiter | None:
+        result, work = self.ledger.request(ep, self.now, key)
         self._after(work)
         if isinstance(result, Waiter):
             return result
+        if key is not None and isinstance(result, LeaseGrant):
+            self.ledger.tag(result.conn, key)  # as Pool.acquire does
         self._absorb(result)
         return None
+
+    @rule(good=st.booleans())
+    def background_check(self, good: bool) -> None:
+        """Pool.check_idle on the exclusive endpoint's oldest idle connection."""
+        idle = [c for c in self.ledger.idle_lru if not c.multiplexed]
+        if not idle:
+            return
+        grant = self.ledger.borrow(idle[0])
+        assert grant is not None and grant.conn.state is ConnState.ACTIVE
+        uses = grant.conn.uses
+        if good:
+            self._after(self.ledger.give_back(grant, self.now))
+        else:
+            self._after(self.ledger.reject(grant, self.now))
+        assert grant.conn.uses == uses - 1  # a check is not a use
 
     @rule(target=leases)
     def collect_leases(self) -> list[Conn]:
@@ -150,6 +167,15 @@ class LedgerMachine(RuleBasedStateMachine):
         check_invariants(self.ledger)
         for ep in ENDPOINTS:
             assert self.ledger.stats(ep).leases == self.held[ep]
+
+    @invariant()
+    def idle_order_and_affinity_hold(self) -> None:
+        # Idle expiry takes the LRU's first entry as the oldest.
+        times = [c.last_used for c in self.ledger.idle_lru]
+        assert times == sorted(times)
+        for book in self.ledger.books.values():
+            for key, conn in book.by_affinity.items():
+                assert conn.affinity == key and conn in book.conns
 
 
 LedgerMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
