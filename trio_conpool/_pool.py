@@ -545,7 +545,9 @@ class Pool(Generic[S]):
         return self._ledger.stats(endpoint)
 
     def all_stats(self) -> dict[Endpoint, EndpointStats]:
-        return {ep: book.stats() for ep, book in self._ledger.books.items()}
+        # list() copies the items in one step (no thread switch inside), so a
+        # caller in another thread never sees the dict change under it.
+        return {ep: book.stats() for ep, book in list(self._ledger.books.items())}
 
     async def _reap_idle(self) -> None:
         """Close connections idle past ``max_idle_time``, waking exactly when
