@@ -47,11 +47,17 @@ _Key = tuple[bytes, bool, int, int]
 _Entry = tuple[list[HeaderTuple], tuple[tuple[bytes, bytes], ...]]
 
 
-class _RecordingTable(HeaderTable):
-    """hpack's dynamic table, noting what one decode does with it."""
+class _WatchedTable(HeaderTable):
+    """hpack's dynamic table, telling the caches what happens to it.
+
+    Every change bumps :attr:`generation` (the encoder's cache is valid for
+    one generation); :attr:`added` and :attr:`depended` say what one decode
+    did (the caller resets them before it).
+    """
 
     def __init__(self) -> None:
         super().__init__()
+        self.generation = 0
         self.added: list[tuple[bytes, bytes]] = []
         self.depended = False  # a dynamic entry was read, or the size changed
 
@@ -61,6 +67,7 @@ class _RecordingTable(HeaderTable):
         return super().get_by_index(index)
 
     def add(self, name: bytes, value: bytes) -> None:
+        self.generation += 1
         self.added.append((name, value))
         super().add(name, value)
 
@@ -70,6 +77,7 @@ class _RecordingTable(HeaderTable):
 
     @maxsize.setter
     def maxsize(self, newmax: int) -> None:
+        self.generation += 1
         self.depended = True
         HeaderTable.maxsize.fset(self, newmax)  # type: ignore[attr-defined]
 
@@ -79,7 +87,7 @@ class CachingDecoder(Decoder):
 
     def __init__(self) -> None:
         super().__init__()
-        self._table = _RecordingTable()
+        self._table = _WatchedTable()
         self.header_table = self._table
         self._cache: dict[_Key, _Entry] = {}
 
@@ -101,33 +109,12 @@ class CachingDecoder(Decoder):
         return list(fields)
 
 
-class _CountingTable(HeaderTable):
-    """hpack's dynamic table, counting its changes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.generation = 0
-
-    def add(self, name: bytes, value: bytes) -> None:
-        self.generation += 1
-        super().add(name, value)
-
-    @property
-    def maxsize(self) -> int:
-        return self._maxsize
-
-    @maxsize.setter
-    def maxsize(self, newmax: int) -> None:
-        self.generation += 1
-        HeaderTable.maxsize.fset(self, newmax)  # type: ignore[attr-defined]
-
-
 class CachingEncoder(Encoder):
     """:class:`hpack.Encoder` with a per-connection cache of encoded blocks."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._table = _CountingTable()
+        self._table = _WatchedTable()
         self.header_table = self._table
         self._cache: dict[Any, bytes] = {}
         self._generation = 0
@@ -148,6 +135,7 @@ class CachingEncoder(Encoder):
             return super().encode(fields, huffman)
         if cached is not None:
             return cached
+        table.added.clear()  # only decodes read it: keep it from growing
         encoded = super().encode(fields, huffman)
         if table.generation == self._generation and len(encoded) <= MAX_BLOCK:
             if len(self._cache) >= MAX_ENTRIES:
