@@ -75,6 +75,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from tests.interop.nghttpd import stop
+from tests.interop.nginx import free_ports
+
 TINYPROXY = "/usr/bin/tinyproxy"
 MICROSOCKS = "/usr/bin/microsocks"
 INSTALL_HINT = (
@@ -84,7 +87,6 @@ INSTALL_HINT = (
 )
 HOST = "127.0.0.1"
 START_TIMEOUT = 10.0
-STOP_TIMEOUT = 5.0
 COUNT_TIMEOUT = 5.0
 #: attempts at starting on a free port, in case another process takes it first.
 START_ATTEMPTS = 3
@@ -230,9 +232,8 @@ def _listening(pid: int, port: int) -> bool:
 def free_port() -> int:
     """A port that was free on 127.0.0.1 a moment ago (the proxy may still lose
     the race for it: the runners then retry with another)."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
+    (port,) = free_ports(1)
+    return port
 
 
 def _check_auth(auth: tuple[str, str] | None) -> None:
@@ -294,21 +295,6 @@ def _wait_ready(
         f"{binary} (pid {process.pid}) did not answer on {HOST}:{port} "
         f"in {timeout} s; its log:\n{_read_tail(logs)}"
     )
-
-
-def stop(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
-    """Stop exactly the proxy we started: SIGTERM, then SIGKILL if it lingers.
-    Each is one process (its per-connection workers are threads), so there is
-    nothing else to stop. Popen signals only a child it has not reaped yet, so
-    a reused PID is never hit, and waiting reaps it."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=timeout)
 
 
 @contextmanager
