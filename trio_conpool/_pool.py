@@ -159,7 +159,7 @@ class Pool(Generic[S]):
         if not connection.session_kept:  # TLS 1.3 tickets follow the handshake
             self._keep_session(connection)
         now = trio.current_time()
-        conn.payload.info.last_used = now
+        connection.info.last_used = now
         self._apply(self._ledger.release(conn, now))
 
     def discard_nowait(self, lease: Lease[S]) -> None:

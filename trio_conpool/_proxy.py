@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
+from functools import cached_property
 from urllib.parse import unquote, urlsplit
 
 #: Proxy schemes, and what each tunnels with. ``socks5h`` asks the proxy to
@@ -55,7 +56,7 @@ class Proxy:
             object.__setattr__(self, name, value)
         object.__setattr__(self, "url", str(self))  # the key: no user:pass spelling variants
 
-    @property
+    @cached_property  # sent with every forwarded request: encode it once
     def proxy_authorization(self) -> str | None:
         """The ``Proxy-Authorization`` header value for an HTTP proxy with
         credentials (Basic, RFC 7617); None without credentials."""
