@@ -8,6 +8,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
 
@@ -47,25 +48,19 @@ async def _reuse_flags(
     return flags
 
 
-async def test_tls13_resumes_with_tickets(
-    nursery: trio.Nursery, server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+@pytest.mark.parametrize(
+    "version", [ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2], ids=["TLSv1.3", "TLSv1.2"]
+)
+async def test_resumes(
+    nursery: trio.Nursery,
+    server_ssl_context: ssl.SSLContext,
+    client_ssl_context: ssl.SSLContext,
+    version: ssl.TLSVersion,
 ) -> None:
-    assert await _reuse_flags(nursery, server_ssl_context, client_ssl_context) == [
-        False,
-        True,
-        True,
-    ]
-
-
-async def test_tls12_resumes(
-    nursery: trio.Nursery, server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
-) -> None:
-    server_ssl_context.maximum_version = ssl.TLSVersion.TLSv1_2
-    assert await _reuse_flags(nursery, server_ssl_context, client_ssl_context) == [
-        False,
-        True,
-        True,
-    ]
+    """TLS 1.3 with tickets, TLS 1.2 with a session."""
+    server_ssl_context.maximum_version = version
+    flags = await _reuse_flags(nursery, server_ssl_context, client_ssl_context)
+    assert flags == [False, True, True]
 
 
 async def test_a_server_that_refuses_gets_full_handshakes(
