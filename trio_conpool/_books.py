@@ -15,6 +15,7 @@ from ._breaker import Breaker
 from ._endpoint import Endpoint
 from ._state import ConnState
 from ._stats import EndpointStats
+from .events import CloseReason
 
 _S = ConnState
 
@@ -37,6 +38,8 @@ class Conn:
     payload: Any = None
     #: the affinity key of the last lease that asked for one
     affinity: Hashable | None = None
+    #: why it is draining or closed (the first reason given)
+    close_reason: CloseReason | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._errors import ConnectError
+from .events import CircuitChanged, Trace
 
 if TYPE_CHECKING:
     from ._books import Book
-    from ._config import Trace
 
 
 class CircuitState(enum.Enum):
@@ -121,7 +121,10 @@ class Breaker:
         self.failures = 0  # consecutive, within the window
         self.last_failure = -math.inf
         self.opened_at = -math.inf
-        self.probes = 0  # half-open connects under way
+        # Probe connects under way, from this half-open spell or an earlier
+        # one: a slow probe still counts when the breaker reopens and cools
+        # again, so never more than half_open_probes are in flight.
+        self.probes = 0
         self.rejected = 0  # connects refused while open, ever
 
     def allow(self, now: float) -> Admission:
@@ -153,7 +156,7 @@ class Breaker:
 
     def abandon(self, admission: Admission) -> None:
         """A connect ended without a verdict (cancelled): free its probe slot."""
-        if admission is Admission.PROBE and self.state is _S.HALF_OPEN and self.probes:
+        if admission is Admission.PROBE:
             self.probes -= 1
 
     def _fire(self, event: CircuitEvent, now: float) -> CircuitState:
@@ -161,8 +164,6 @@ class Breaker:
         self.state = TRANSITIONS[before, event]
         if self.state is _S.OPEN and before is not _S.OPEN:
             self.opened_at = now
-        if self.state is not _S.HALF_OPEN:
-            self.probes = 0
         if event is _E.SUCCESS:
             self.failures = 0
         return self.state
@@ -222,4 +223,4 @@ class Gate:
     def _tell(self, book: Book, before: CircuitState, trace: Trace | None) -> None:
         assert book.breaker is not None
         if book.breaker.state is not before and trace is not None:
-            trace(f"circuit.{book.breaker.state.value}", {"endpoint": book.endpoint})
+            trace(CircuitChanged(book.endpoint, book.breaker.state.value))

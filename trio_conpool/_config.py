@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._breaker import CircuitBreaker
 from ._dns import Resolver
+from .events import Trace
 
 if TYPE_CHECKING:
     from ._endpoint import Endpoint
@@ -17,8 +18,6 @@ if TYPE_CHECKING:
 
 ConnectionHook = Callable[["Endpoint", "ConnectionInfo"], None]
 HealthCheck = Callable[["Lease[Any]"], Awaitable[bool]]
-#: A sync ``(event, info)`` callback; see :meth:`Pool.acquire` for the events.
-Trace = Callable[[str, dict[str, Any]], None]
 
 
 class _Default:
@@ -98,6 +97,9 @@ class PoolConfig:
         on_connection_created, on_connection_closed, on_connection_reused:
             sync ``(endpoint, info)`` hooks. A hook that raises is reported
             through :func:`warnings.warn` and the pool carries on.
+        trace: a sync callback receiving every :mod:`~trio_conpool.events`
+            event of the pool (each ``acquire``'s, and the closes), in the
+            task where it happened. It must not raise or block.
     """
 
     max_connections_per_endpoint: int = 10
@@ -120,6 +122,7 @@ class PoolConfig:
     on_connection_created: ConnectionHook | None = None
     on_connection_closed: ConnectionHook | None = None
     on_connection_reused: ConnectionHook | None = None
+    trace: Trace | None = None
 
     def __post_init__(self) -> None:
         _positive("max_connections_per_endpoint", self.max_connections_per_endpoint, integer=True)
@@ -156,7 +159,7 @@ class PoolConfig:
                 f"got {self.circuit_breaker!r}"
             )
         for f in fields(self):
-            if f.name.startswith("on_") or f.name in ("health_check", "resolver"):
+            if f.name.startswith("on_") or f.name in ("health_check", "resolver", "trace"):
                 value = getattr(self, f.name)
                 if value is not None and not callable(value):
                     raise ValueError(f"PoolConfig.{f.name} must be callable, got {value!r}")

@@ -55,6 +55,7 @@ class Transport:
         peer_address, local_address: ``getpeername()`` / ``getsockname()``.
         tls_session_reused: the handshake resumed an earlier session; None
             for plain text.
+        tls_handshake_time: seconds the TLS handshake took; None for plain text.
     """
 
     stream: trio.abc.Stream
@@ -64,6 +65,7 @@ class Transport:
     peer_address: Any
     local_address: Any
     tls_session_reused: bool | None = None
+    tls_handshake_time: float | None = None
 
 
 # A timeout parameter rather than the caller's fail_after (ASYNC109): expiry
@@ -154,11 +156,13 @@ async def _finish(
         raise _connect_error(endpoint, exc) from exc
     if endpoint.tls is None:
         return Transport(stream, sock, None, None, peer, local)
+    started = trio.current_time()
     tls = await open_tls(stream, endpoint, endpoint.tls, sessions)
+    took = trio.current_time() - started
     if sessions is not None:
         sessions.remember(endpoint, tls)
     alpn, version, reused = tls.selected_alpn_protocol(), tls.version(), tls.session_reused
-    return Transport(tls, sock, alpn, version, peer, local, reused)
+    return Transport(tls, sock, alpn, version, peer, local, reused, took)
 
 
 def _connect_error(endpoint: Endpoint, exc: OSError) -> ConnectError:

@@ -36,8 +36,9 @@ from ._endpoint import Endpoint
 from ._handler import AccessMode, Multiplexed
 from ._state import OPEN_STATES, ConnEvent, ConnState, transition
 from ._stats import EndpointStats
+from .events import CloseReason
 
-_S, _E = ConnState, ConnEvent
+_S, _E, _R = ConnState, ConnEvent, CloseReason
 
 
 class Ledger:
@@ -152,7 +153,7 @@ class Ledger:
         self._make_idle(conn)
         grant = None
         if self.closed or (isinstance(mode, Multiplexed) and mode.draining):
-            self._drain(conn, work)
+            self._drain(conn, work, _R.POOL_CLOSED if self.closed else _R.DRAINED)
         elif lease and conn.capacity >= 1:
             self._lease(conn)
             grant = LeaseGrant(conn, reused=False)
@@ -186,7 +187,7 @@ class Ledger:
         self._settle(conn.book, now, work)
         return work
 
-    def discard(self, conn: Conn, now: float) -> Work:
+    def discard(self, conn: Conn, now: float, reason: CloseReason = _R.DISCARDED) -> Work:
         """A lease ended and its connection must not be used again."""
         work = Work()
         conn.book.leases -= 1
@@ -194,7 +195,7 @@ class Ledger:
         if conn.state is _S.CLOSED:
             self._set_state(conn, _E.RELEASE_LAST if conn.leases == 0 else _E.RELEASE)
         else:
-            self._close(conn, work)
+            self._close(conn, work, reason)
         self._settle(conn.book, now, work)
         return work
 
@@ -226,20 +227,21 @@ class Ledger:
         """A granted idle connection failed its checks before use: close it,
         and do not count the lease as a use."""
         self._unuse(grant)
-        return self.discard(grant.conn, now)
+        return self.discard(grant.conn, now, _R.CHECK_FAILED)
 
     def changed(self, conn: Conn, mode: AccessMode, healthy: bool, now: float) -> Work:
         """The handler says capacity, draining or health of *conn* changed."""
         work = Work()
         if conn.state in (_S.CONNECTING, _S.CLOSED):
             return work
+        reason = _R.UNHEALTHY
         if isinstance(mode, Multiplexed) and conn.multiplexed:
             conn.capacity = mode.max_concurrent
             conn.book.capacity_estimate = max(mode.max_concurrent, 1)
             if mode.draining:
-                healthy = False
+                healthy, reason = False, _R.DRAINED
         if not healthy:
-            self._drain(conn, work)
+            self._drain(conn, work, reason)
         self._settle(conn.book, now, work)
         return work
 
@@ -249,7 +251,7 @@ class Ledger:
         work = Work()
         book = self.book(endpoint)
         for conn in [c for c in self.idle_lru if c.book is book]:
-            self._close(conn, work)
+            self._close(conn, work, _R.CLOSED_BY_USER)
         self._settle(book, now, work)
         return work
 
@@ -258,9 +260,9 @@ class Ledger:
         work = self.close_idle(endpoint, now)
         book = self.book(endpoint)
         for conn in list(book.mux):
-            self._drain(conn, work)
+            self._drain(conn, work, _R.CLOSED_BY_USER)
         for conn in self.iter_conns(book, _S.ACTIVE):
-            self._drain(conn, work)
+            self._drain(conn, work, _R.CLOSED_BY_USER)
         self._settle(book, now, work)
         return work
 
@@ -276,12 +278,12 @@ class Ledger:
             book.waiters.clear()
         self.blocked.clear()
         for conn in list(self.idle_lru):
-            self._close(conn, work)
+            self._close(conn, work, _R.POOL_CLOSED)
         for book in self.books.values():
             for conn in list(book.mux):
-                self._drain(conn, work)
+                self._drain(conn, work, _R.POOL_CLOSED)
             for conn in self.iter_conns(book, _S.ACTIVE):
-                self._drain(conn, work)
+                self._drain(conn, work, _R.POOL_CLOSED)
         return work
 
     def force_close(self, conns: list[Conn]) -> Work:
@@ -289,7 +291,7 @@ class Ledger:
         work = Work()
         for conn in conns:
             if conn.state in (_S.ACTIVE, _S.DRAINING, _S.IDLE):
-                self._close(conn, work)
+                self._close(conn, work, _R.POOL_CLOSED)
         return work
 
     def expire_idle(self, now: float) -> tuple[Work, float]:
@@ -304,7 +306,7 @@ class Ledger:
             if deadline > now:
                 self._pump_blocked(now, work)
                 return work, deadline
-            self._close(conn, work)
+            self._close(conn, work, _R.IDLE_TIMEOUT)
         self._pump_blocked(now, work)
         return work, math.inf
 
@@ -354,16 +356,16 @@ class Ledger:
         conn = book.by_affinity.get(affinity)
         if conn is None or conn not in book.idle:
             return None
-        if self._expired(conn, now) or not self.is_healthy(conn):
-            self._close(conn, work)
+        if unfit := self._unfit(conn, now):
+            self._close(conn, work, unfit)
             return None
         return conn
 
     def _take_idle(self, book: Book, now: float, work: Work) -> Conn | None:
         while book.idle:
             conn = next(reversed(book.idle))  # LIFO: hot connections stay hot
-            if self._expired(conn, now) or not self.is_healthy(conn):
-                self._close(conn, work)
+            if unfit := self._unfit(conn, now):
+                self._close(conn, work, unfit)
                 continue
             return conn
         return None
@@ -373,8 +375,8 @@ class Ledger:
         for conn in list(book.mux):
             if conn.leases >= conn.capacity or (best is not None and conn.leases >= best.leases):
                 continue
-            if self._expired(conn, now) or not self.is_healthy(conn):
-                self._drain(conn, work)
+            if unfit := self._unfit(conn, now):
+                self._drain(conn, work, unfit)
                 continue
             best = conn
         return best
@@ -396,7 +398,7 @@ class Ledger:
             return True
         if not self.idle_lru:
             return False
-        self._close(next(iter(self.idle_lru)), work)  # evict the least recently used
+        self._close(next(iter(self.idle_lru)), work, _R.EVICTED)  # the least recently used
         return True
 
     def _new_conn(self, book: Book) -> Conn:
@@ -413,15 +415,17 @@ class Ledger:
         if self.max_uses is not None:
             conn.max_uses = max(1, math.ceil(self.max_uses * factor))
 
-    def _expired(self, conn: Conn, now: float) -> bool:
+    def _unfit(self, conn: Conn, now: float) -> CloseReason | None:
+        """Why *conn* must not be handed out any more, or None."""
         if now >= conn.expires_at or conn.uses >= conn.max_uses:
-            return True
-        idle_for = now - conn.last_used
-        return (
+            return _R.EXPIRED
+        if (
             conn.state is _S.IDLE
             and self.max_idle_time is not None
-            and (idle_for >= self.max_idle_time)
-        )
+            and now - conn.last_used >= self.max_idle_time
+        ):
+            return _R.IDLE_TIMEOUT
+        return None if self.is_healthy(conn) else _R.UNHEALTHY
 
     def _set_state(self, conn: Conn, event: ConnEvent) -> None:
         old = conn.state
@@ -465,8 +469,8 @@ class Ledger:
         if was_draining and conn.state is _S.CLOSED:
             work.close.append(conn)
         elif conn.state is _S.IDLE:
-            if self._expired(conn, now) or not self.is_healthy(conn):
-                self._close(conn, work)
+            if unfit := self._unfit(conn, now):
+                self._close(conn, work, unfit)
             else:
                 self._make_idle(conn)
 
@@ -479,14 +483,18 @@ class Ledger:
             conn.book.idle[conn] = None
         self.idle_lru[conn] = None
 
-    def _drain(self, conn: Conn, work: Work) -> None:
+    def _drain(self, conn: Conn, work: Work, reason: CloseReason) -> None:
         conn.book.mux.pop(conn, None)
+        if conn.close_reason is None:
+            conn.close_reason = reason
         if conn.leases == 0:
-            self._close(conn, work)
+            self._close(conn, work, reason)
         elif conn.state is _S.ACTIVE:
             self._set_state(conn, _E.DRAIN)
 
-    def _close(self, conn: Conn, work: Work) -> None:
+    def _close(self, conn: Conn, work: Work, reason: CloseReason) -> None:
+        if conn.close_reason is None:
+            conn.close_reason = reason
         book = conn.book
         book.idle.pop(conn, None)
         book.mux.pop(conn, None)

@@ -16,7 +16,7 @@ import trio
 
 from ._books import Conn, ConnectGrant, FailureGrant, Grant, LeaseGrant, Waiter, Work
 from ._breaker import Admission, Gate
-from ._config import DEFAULT, ConnectionHook, PoolConfig, Trace
+from ._config import DEFAULT, ConnectionHook, PoolConfig
 from ._connect import IdleCheck, open_transport, peek_idle, probe_tls_idle
 from ._connection import PooledConnection
 from ._dns import DNSCache, system_resolver
@@ -27,6 +27,20 @@ from ._lease import Lease, LeaseContext
 from ._ledger import Ledger
 from ._stats import EndpointStats
 from ._tls_sessions import TLSSessions
+from .events import (
+    CloseReason,
+    ConnectFailed,
+    ConnectFinished,
+    ConnectionClosed,
+    ConnectionReused,
+    ConnectStarted,
+    PoolClosing,
+    PoolOpened,
+    PoolWaitFinished,
+    PoolWaitStarted,
+    Trace,
+    tee,
+)
 
 S = TypeVar("S")
 logger = logging.getLogger("trio_conpool")
@@ -51,6 +65,7 @@ class Pool(Generic[S]):
         self.config = config
         self.handler = handler
         self._nursery = nursery
+        self._trace = config.trace
         self._ledger = Ledger(
             max_per_endpoint=config.max_connections_per_endpoint,
             max_total=config.max_connections_total,
@@ -105,12 +120,9 @@ class Pool(Generic[S]):
                 connection last leased with this key is idle, it is the one
                 handed out, for protocols with per-connection state; else
                 any, which then carries the key. Best effort, never a wait.
-            trace: called with ``("pool.wait_started", {})``,
-                ``("pool.wait_finished", {})``, ``("connect.started", {})``,
-                ``("connect.finished", {"alpn", "tls_version", "tls_session_reused", "peer"})`` and
-                ``("connection.reused", {"use_count", "peer"})``, and
-                ``("circuit.open" / "circuit.half_open" / "circuit.closed",
-                {"endpoint"})`` when the circuit breaker changes state.
+            trace: receives this call's :mod:`~trio_conpool.events`
+                (pool wait, connect, reuse, circuit changes), besides
+                ``PoolConfig.trace``.
 
         Raises:
             PoolTimeout: no capacity within ``pool_timeout``.
@@ -124,6 +136,8 @@ class Pool(Generic[S]):
         if connect_timeout is DEFAULT:
             connect_timeout = self.config.connect_timeout
         deadline = math.inf if pool_timeout is None else trio.current_time() + pool_timeout
+        if self._trace is not None:
+            trace = tee(self._trace, trace)
         while True:
             grant = await self._wait_for_grant(endpoint, deadline, pool_timeout, trace, affinity)
             if isinstance(grant, FailureGrant):
@@ -182,7 +196,8 @@ class Pool(Generic[S]):
             await trio.lowlevel.cancel_shielded_checkpoint()
             return result
         if trace is not None:
-            trace("pool.wait_started", {})
+            trace(PoolWaitStarted(endpoint))
+        started = trio.current_time()
         result.wakeup = event = trio.Event()
         try:
             with trio.move_on_at(deadline):
@@ -191,7 +206,8 @@ class Pool(Generic[S]):
             self._apply(self._ledger.cancel(result, trio.current_time()))
             raise
         if trace is not None:
-            trace("pool.wait_finished", {})
+            waited = trio.current_time() - started
+            trace(PoolWaitFinished(endpoint, waited, granted=result.grant is not None))
         if result.grant is None:
             self._apply(self._ledger.cancel(result, trio.current_time()))
             raise PoolTimeout(
@@ -224,10 +240,8 @@ class Pool(Generic[S]):
         if grant.reused:
             self._call_user_hook(self.config.on_connection_reused, connection.info)
             if trace is not None:
-                trace(
-                    "connection.reused",
-                    {"use_count": conn.uses, "peer": connection.info.peer_address},
-                )
+                info = connection.info
+                trace(ConnectionReused(info.endpoint, conn.uses, info.peer_address))
         return lease
 
     async def check_idle(self) -> int:
@@ -328,9 +342,10 @@ class Pool(Generic[S]):
         admission: Admission,
     ) -> LeaseGrant | None:
         endpoint = conn.book.endpoint
-        deadline = math.inf if limit is None else trio.current_time() + limit
+        started = trio.current_time()
+        deadline = math.inf if limit is None else started + limit
         if trace is not None:
-            trace("connect.started", {"endpoint": endpoint})
+            trace(ConnectStarted(endpoint))
         try:
             transport = await open_transport(
                 endpoint, timeout=limit, dns=self.dns, sessions=self.tls_sessions
@@ -341,19 +356,13 @@ class Pool(Generic[S]):
             now = trio.current_time()
             self._gate.settle(conn.book, admission, exc, now, trace)
             self._apply(self._ledger.connect_failed(conn, error, now))
+            if trace is not None:
+                trace(ConnectFailed(endpoint, now - started, error))
             raise
-        self._gate.settle(conn.book, admission, None, trio.current_time(), trace)
+        now = trio.current_time()
+        self._gate.settle(conn.book, admission, None, now, trace)
         if trace is not None:
-            info = connection.info
-            trace(
-                "connect.finished",
-                {
-                    "alpn": info.alpn_protocol,
-                    "tls_version": info.tls_version,
-                    "tls_session_reused": info.tls_session_reused,
-                    "peer": info.peer_address,
-                },
-            )
+            trace(_connected(endpoint, now - started, connection.transport))
         mode = self.handler.access_mode(connection.state)
         grant, work = self._ledger.connected(conn, mode, trio.current_time(), lease=lease)
         connection.info._on_change = partial(self._on_changed, conn)
@@ -409,7 +418,8 @@ class Pool(Generic[S]):
         if work.close:
             for conn in work.close:
                 if conn.payload is not None:
-                    self._nursery.start_soon(self._dispose, conn.payload)
+                    assert conn.close_reason is not None  # every close in the ledger has one
+                    self._nursery.start_soon(self._dispose, conn.payload, conn.close_reason)
         if work.close or self._ledger.closed:
             self._settled.unpark_all()
         if self._reaper_scope.deadline == math.inf and self._ledger.idle_lru:
@@ -420,11 +430,24 @@ class Pool(Generic[S]):
         if self.tls_sessions is not None and connection.info.tls_version is not None:
             self.tls_sessions.remember(connection.info.endpoint, connection.transport.stream)
 
-    async def _dispose(self, connection: PooledConnection[S]) -> None:
+    async def _dispose(self, connection: PooledConnection[S], reason: CloseReason) -> None:
         if not connection.broken:
             self._keep_session(connection)
         await connection.aclose(self.handler, self.config.close_timeout, has_state=True)
-        self._call_user_hook(self.config.on_connection_closed, connection.info)
+        info = connection.info
+        self._call_user_hook(self.config.on_connection_closed, info)
+        if self._trace is not None:
+            age = trio.current_time() - info.created_at
+            self._trace(
+                ConnectionClosed(
+                    info.endpoint,
+                    reason,
+                    info.use_count,
+                    age,
+                    info.alpn_protocol,
+                    info.peer_address,
+                )
+            )
 
     def _on_changed(self, conn: Conn) -> None:
         connection: PooledConnection[S] = conn.payload
@@ -561,6 +584,8 @@ class Pool(Generic[S]):
     async def _shutdown(self) -> None:
         """No new leases; let leases finish for up to ``close_timeout``, then
         close what is left. Shielded: runs to the end even when cancelled."""
+        if self._trace is not None:
+            self._trace(PoolClosing(self))
         self._apply(self._ledger.shutdown())
         with trio.move_on_after(self.config.close_timeout, shield=True):
             while self._ledger.open_total:
@@ -602,6 +627,8 @@ async def _open_pool(config: PoolConfig, handler: ProtocolHandler[S]) -> AsyncIt
     body_error: BaseException | None = None
     async with trio.open_nursery() as nursery:
         pool = Pool(config, handler, nursery)
+        if config.trace is not None:
+            config.trace(PoolOpened(pool))
         nursery.start_soon(pool._reap_idle)
         if config.health_check_interval is not None:
             nursery.start_soon(pool._check_idle_forever, config.health_check_interval)
@@ -618,3 +645,15 @@ async def _open_pool(config: PoolConfig, handler: ProtocolHandler[S]) -> AsyncIt
             raise body_error
         finally:
             body_error = None  # no reference cycle through the traceback
+
+
+def _connected(endpoint: Endpoint, duration: float, transport: Any) -> ConnectFinished:
+    return ConnectFinished(
+        endpoint,
+        duration,
+        transport.alpn_protocol,
+        transport.tls_version,
+        transport.tls_session_reused,
+        transport.tls_handshake_time,
+        transport.peer_address,
+    )

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import datetime
 import http
-from collections.abc import Callable
-from typing import Any
 
 import h11
 import trio
 
 import trio_conpool as cp
+from trio_conpool.events import Trace
 
 from ._decoders import ContentDecoder, get_decoder
 from ._errors import (
@@ -37,8 +36,7 @@ from ._http11 import HTTP11Connection
 from ._limits import Limits
 from ._models import Request, Response
 from ._timeouts import Timeout
-
-Trace = Callable[[str, dict[str, Any]], None]
+from .events import RequestSent, ResponseHeadersReceived
 
 #: Methods whose repetition has no further effect (RFC 9110 §9.2.2).
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
@@ -168,16 +166,24 @@ class Unprocessed(Exception):
         reason: for the ``retry`` trace event.
         wait: back off first (the server said it is overloaded).
         downgrade: send it over HTTP/1.1 (the server said so).
+        goaway_last_id: a GOAWAY with this last stream id refused it.
     """
 
     def __init__(
-        self, error: RequestError, reason: str, *, wait: bool = False, downgrade: bool = False
+        self,
+        error: RequestError,
+        reason: str,
+        *,
+        wait: bool = False,
+        downgrade: bool = False,
+        goaway_last_id: int | None = None,
     ) -> None:
         super().__init__(reason)
         self.error = error
         self.reason = reason
         self.wait = wait
         self.downgrade = downgrade
+        self.goaway_last_id = goaway_last_id
 
 
 class Exchanger:
@@ -212,7 +218,6 @@ class Exchanger:
                 endpoint,
                 pool_timeout=timeout.pool,
                 connect_timeout=timeout.connect,
-                trace=self._trace,
             )
         except cp.PoolError as exc:
             if forward is not None and type(exc) is cp.ConnectError:
@@ -234,7 +239,7 @@ class Exchanger:
         try:
             await conn.send_request(request, timeout.write, forward)
             if self._trace is not None:
-                self._trace("request.sent", {"method": request.method, "url": _shown(request)})
+                self._trace(RequestSent(request.method, _shown(request)))
             head = await conn.receive_response(request, timeout.read, self._limits.max_header_count)
             response = self._response(head, lease, conn, request, timeout)
         except BaseException as exc:
@@ -265,7 +270,7 @@ class Exchanger:
         try:
             await stream.send_body(timeout.write)
             if self._trace is not None:
-                self._trace("request.sent", {"method": request.method, "url": _shown(request)})
+                self._trace(RequestSent(request.method, _shown(request)))
             status, headers = await stream.receive_head(timeout.read)
         except BaseException as exc:
             stream.close()
@@ -287,10 +292,7 @@ class Exchanger:
         timeout: Timeout,
     ) -> Response:
         if self._trace is not None:
-            self._trace(
-                "response.headers_received",
-                {"status": status, "http_version": "HTTP/2", "stream_id": stream.stream_id},
-            )
+            self._trace(ResponseHeadersReceived(status, "HTTP/2", stream.stream_id))
         response = Response(
             status,
             request=stream.request,
@@ -324,10 +326,7 @@ class Exchanger:
         headers = Headers.from_raw(head.headers.raw_items())
         http_version = "HTTP/1.0" if head.http_version == b"1.0" else "HTTP/1.1"
         if self._trace is not None:
-            self._trace(
-                "response.headers_received",
-                {"status": head.status_code, "http_version": http_version},
-            )
+            self._trace(ResponseHeadersReceived(head.status_code, http_version))
         body = H11Body(lease, conn, request, timeout.read)
         response = Response(
             head.status_code,
@@ -374,5 +373,9 @@ def _reason_phrase(status: int) -> str:
 
 def _unprocessed(refused: StreamRefused, request: Request) -> Unprocessed:
     return Unprocessed(
-        refused.error(request), str(refused), wait=refused.wait, downgrade=refused.downgrade
+        refused.error(request),
+        str(refused),
+        wait=refused.wait,
+        downgrade=refused.downgrade,
+        goaway_last_id=refused.goaway_last_id,
     )

@@ -47,11 +47,16 @@ class StreamRefused(Exception):
         error_code: the RST_STREAM code, if the server reset the stream.
         wait: back off before the replay (the server said it is busy).
         downgrade: replay over HTTP/1.1 (HTTP_1_1_REQUIRED).
+        goaway_last_id: the last stream id of the GOAWAY that refused it;
+            None if no GOAWAY did.
     """
 
-    def __init__(self, reason: str, error_code: int | None = None) -> None:
+    def __init__(
+        self, reason: str, error_code: int | None = None, *, goaway_last_id: int | None = None
+    ) -> None:
         super().__init__(reason)
         self.error_code = error_code
+        self.goaway_last_id = goaway_last_id
         self.wait = error_code == _REFUSED
         self.downgrade = error_code == _HTTP_1_1_REQUIRED
 
@@ -73,6 +78,12 @@ class _Lost:
 
 class _Refused(_Lost):
     """Inbox marker: the server will not process this stream (GOAWAY)."""
+
+    __slots__ = ("last_id",)
+
+    def __init__(self, reason: str, last_id: int) -> None:
+        super().__init__(reason)
+        self.last_id = last_id
 
 
 Item = h2.events.Event | _Lost
@@ -135,8 +146,8 @@ class H2Stream:
         self._inbox.append(item)
         self._wake()
 
-    def refuse(self, reason: str) -> None:
-        self._push(_Refused(reason))
+    def refuse(self, reason: str, goaway_last_id: int) -> None:
+        self._push(_Refused(reason, goaway_last_id))
 
     def connection_lost(self, reason: str) -> None:
         self._push(_Lost(reason))
@@ -332,7 +343,7 @@ class H2Stream:
 
     def _failure(self, event: Item) -> Exception:
         if isinstance(event, _Refused):
-            return StreamRefused(event.reason)
+            return StreamRefused(event.reason, goaway_last_id=event.last_id)
         if isinstance(event, _Lost):
             return RemoteProtocolError(event.reason, request=self.request)
         if isinstance(event, BodyLengthMismatch):

@@ -12,8 +12,9 @@ from __future__ import annotations
 import trio
 
 import trio_conpool as cp
+from trio_conpool.events import Trace
 
-from ._http2 import H2Counters, H2Options, HTTP2Connection, Trace
+from ._http2 import H2Counters, H2Options, HTTP2Connection
 from ._http11 import HTTP11Connection
 
 Connection = HTTP11Connection | HTTP2Connection
@@ -28,7 +29,7 @@ class HTTPHandler:
         http2_prior_knowledge: speak h2c on cleartext endpoints without asking.
         h2_options: flow-control windows and PING health of HTTP/2 connections.
         counters: where HTTP/2 connections count their streams.
-        trace: receives ``stream.opened`` / ``stream.closed`` events.
+        trace: receives the HTTP/2 connections' events (streams, GOAWAY).
     """
 
     def __init__(

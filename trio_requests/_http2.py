@@ -30,9 +30,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import h2.config
 import h2.connection
@@ -43,17 +42,17 @@ import h2.settings
 import trio
 
 import trio_conpool as cp
+from trio_conpool.events import Trace
 
 from ._errors import WriteTimeout
 from ._h2_state import BodyLengthMismatch, ControlFrameFlood, H2State
 from ._h2_stream import H2Stream, StreamRefused, code_name
+from .events import GoAwayReceived, StreamClosed, StreamOpened
 
 if TYPE_CHECKING:
     from ._models import Request
 
 __all__ = ["H2Counters", "H2Options", "HTTP2Connection"]
-
-Trace = Callable[[str, dict[str, Any]], None]
 
 #: Bytes asked of the socket per read.
 READ_SIZE = 65536
@@ -230,8 +229,10 @@ class HTTP2Connection:
         """Start a stream for *request* (its HEADERS, and a small body, are
         queued at once). Raises :class:`StreamRefused` if this connection
         cannot take it: the request never left, so any method may retry."""
-        if self.error is not None or self.draining:
-            raise StreamRefused(self.error or "the connection is draining (GOAWAY)")
+        if self.error is not None:
+            raise StreamRefused(self.error)
+        if self.draining:
+            raise StreamRefused("the connection is draining", goaway_last_id=self.goaway_last_id)
         try:
             stream_id = self.h2.get_next_available_stream_id()
         except h2.exceptions.NoAvailableStreamIDError:
@@ -242,7 +243,7 @@ class HTTP2Connection:
         self.streams[stream_id] = stream
         self._count_open()
         if self.trace is not None:
-            self.trace("stream.opened", {"stream_id": stream_id, "peer": self.info.peer_address})
+            self.trace(StreamOpened(stream_id, self.info.peer_address, len(self.streams)))
         return stream
 
     def forget(self, stream: H2Stream) -> None:
@@ -251,7 +252,7 @@ class HTTP2Connection:
             self.h2.forget(stream.stream_id)
             self.counters.active_streams -= 1
             if self.trace is not None:
-                self.trace("stream.closed", {"stream_id": stream.stream_id})
+                self.trace(StreamClosed(stream.stream_id, len(self.streams)))
 
     def _count_open(self) -> None:
         counters = self.counters
@@ -400,9 +401,11 @@ class HTTP2Connection:
         self.goaway_last_id = last_id
         self.counters.goaways += 1
         self.draining = True
+        if self.trace is not None:
+            self.trace(GoAwayReceived(self.info.peer_address, last_id, event.error_code or 0))
         for stream in list(self.streams.values()):
             if stream.stream_id > last_id:
-                stream.refuse(f"the server sent GOAWAY (last stream {last_id})")
+                stream.refuse(f"the server sent GOAWAY (last stream {last_id})", last_id)
         if event.error_code:
             self._fail(f"the server sent GOAWAY with error {code_name(event.error_code)}")
         self.info.notify_state_changed()

@@ -8,13 +8,14 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Self
 
 import trio
 
 import trio_conpool as cp
+from trio_conpool.events import Trace, tee
 
 from ._content import Files, FormData, encode_body
 from ._cookies import Cookies
@@ -28,7 +29,7 @@ from ._errors import (
     TooManyRedirects,
     TotalTimeout,
 )
-from ._exchange import Exchanger, Trace, Unprocessed
+from ._exchange import Exchanger, Unprocessed
 from ._handler import HTTPHandler
 from ._headers import HeaderInput, Headers
 from ._http2 import H2Counters, H2Options
@@ -41,6 +42,7 @@ from ._stats import H2Stats, SessionStats
 from ._timeouts import DEFAULT_TIMEOUT, UNSET, Timeout, _Unset
 from ._urls import URL, Params, parse_url
 from ._verify import Verify, ssl_context
+from .events import Redirected, RequestFinished, RequestStarted, RetryCause, RetryScheduled
 
 __version__ = "0.1.0"
 
@@ -94,12 +96,12 @@ class Session:
         trust_env: without *proxy*, take proxies from ``http_proxy``,
             ``https_proxy``, ``all_proxy`` and ``no_proxy`` (either case) as
             they are when the Session is made, like curl and requests.
-        trace: a sync ``(event, info)`` callable receiving
-            ``pool.wait_started/finished``, ``connect.started``,
-            ``connect.finished`` (with ``tls_version`` and ``alpn``),
-            ``connection.reused``, ``stream.opened`` and ``stream.closed``
-            (HTTP/2, with ``stream_id``), ``request.sent``,
-            ``response.headers_received``, ``retry`` and ``redirect``.
+        trace: a sync callable receiving every event of
+            :mod:`trio_requests.events` and of the pool
+            (:mod:`trio_conpool.events`): request started/finished, pool
+            waits, connects, reuses and closes, HTTP/2 streams and GOAWAYs,
+            retries and redirects. ``PoolConfig.trace`` gets the pool's too.
+            :class:`trio_requests.opentelemetry.OpenTelemetry` is one.
     """
 
     def __init__(
@@ -182,9 +184,10 @@ class Session:
             counters=self._h2_counters,
             trace=self._trace,
         )
-        pool = await self._stack.enter_async_context(
-            cp.open_pool(self._pool_config, handler=handler)
-        )
+        config = self._pool_config
+        if self._trace is not None:
+            config = replace(config, trace=tee(config.trace, self._trace))
+        pool = await self._stack.enter_async_context(cp.open_pool(config, handler=handler))
         self._pool = pool
         self._exchanger = Exchanger(pool, self.limits, self._trace)
         return self
@@ -302,13 +305,40 @@ class Session:
         limit = self._timeout_for(timeout)
         follow = self.follow_redirects if isinstance(follow_redirects, _Unset) else follow_redirects
         request = _authenticate(request, self.auth if isinstance(auth, _Unset) else auth)
+        if self._trace is not None:
+            return await self._send_traced(request, limit, follow, self._trace)
+        return await self._send_within(request, limit, follow)
+
+    # -- internals --------------------------------------------------------------------
+
+    async def _send_within(self, request: Request, limit: Timeout, follow: bool) -> Response:
         if limit.total is None:
             return await self._follow(request, limit, follow)
         with trio.move_on_after(limit.total):
             return await self._follow(request, limit, follow)
         raise _total_timeout(request, limit.total)
 
-    # -- internals --------------------------------------------------------------------
+    async def _send_traced(
+        self, request: Request, limit: Timeout, follow: bool, trace: Trace
+    ) -> Response:
+        """:meth:`send` between a RequestStarted and a RequestFinished event."""
+        url = str(request.url.without_credentials())
+        trace(RequestStarted(request, request.method, url))
+        started = trio.current_time()
+        response: Response | None = None
+        error: BaseException | None = None
+        try:
+            response = await self._send_within(request, limit, follow)
+            return response
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            status = None if response is None else response.status_code
+            version = None if response is None else response.http_version
+            took = trio.current_time() - started
+            trace(RequestFinished(request.method, url, status, version, error, took))
+            del error  # no reference cycle through the traceback
 
     async def _follow(self, request: Request, limit: Timeout, follow: bool) -> Response:
         """Send *request*, and the requests its redirects ask for.
@@ -338,13 +368,8 @@ class Session:
                 break
             await _drain(response)
             if self._trace is not None:
-                self._trace(
-                    "redirect",
-                    {
-                        "status": response.status_code,
-                        "url": str(next_request.url.without_credentials()),
-                    },
-                )
+                shown = str(next_request.url.without_credentials())
+                self._trace(Redirected(response.status_code, shown))
             history.append(response)
             request = next_request
         response.history = history
@@ -394,25 +419,26 @@ class Session:
 
     async def _send_with_retries(self, request: Request, timeout: Timeout) -> Response:
         retry = self.retries
+        attempt = 0
         while True:
+            attempt += 1
             try:
                 response = await self._send_once(request, timeout)
             except Unprocessed as replay:
                 if retry.unprocessed_exhausted or not request.replayable:
                     raise replay.error from replay.error.__cause__
                 delay = retry.backoff(retry.unprocessed_made) if replay.wait else 0.0
-                reason = replay.reason
                 retry = retry.increment_unprocessed()
                 if replay.downgrade:
                     self._downgrade(request.url)
-                self._count_retry(reason, delay)
+                self._count_retry(replay.reason, delay, attempt, replay.goaway_last_id)
                 await trio.sleep(delay)
                 continue
             except (ConnectError, ReadTimeout, RemoteProtocolError) as exc:
                 if not self._may_retry(retry, request, exc):
                     raise
                 delay = retry.backoff()
-                reason = type(exc).__name__
+                reason, cause = type(exc).__name__, RetryCause.ERROR
             else:
                 if not (
                     retry.is_status_retryable(request.method, response.status_code)
@@ -421,16 +447,27 @@ class Session:
                 ):
                     return response
                 delay = retry.sleep_for(response.headers.get("retry-after"), time.time())
-                reason = f"status {response.status_code}"
+                reason, cause = f"status {response.status_code}", RetryCause.STATUS
                 await response.aclose()
             retry = retry.increment()
-            self._count_retry(reason, delay)
+            self._count_retry(reason, delay, attempt, cause=cause)
             await trio.sleep(delay)
 
-    def _count_retry(self, reason: str, delay: float) -> None:
+    def _count_retry(
+        self,
+        reason: str,
+        delay: float,
+        attempt: int,
+        goaway_last_id: int | None = None,
+        *,
+        cause: RetryCause | None = None,
+    ) -> None:
+        """*cause* None: an unprocessed request, GOAWAY if *goaway_last_id*."""
         self._retries_made += 1
         if self._trace is not None:
-            self._trace("retry", {"reason": reason, "sleep": delay})
+            if cause is None:
+                cause = RetryCause.UNPROCESSED if goaway_last_id is None else RetryCause.GOAWAY
+            self._trace(RetryScheduled(reason, delay, cause, attempt, goaway_last_id))
 
     def _downgrade(self, url: URL) -> None:
         """The server answered HTTP_1_1_REQUIRED: from now on, connections

@@ -16,7 +16,17 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
+import trio_conpool as cp
 from tests.cli.helpers import Ran, Servers, closed_port, run_cli
+from trio_conpool.events import (
+    ConnectFailed,
+    ConnectFinished,
+    ConnectionReused,
+    ConnectStarted,
+    Event,
+    PoolWaitFinished,
+    PoolWaitStarted,
+)
 from trio_requests._cli._stats import connect_times, distribution, pool_waits
 from trio_requests._cli._timings import Timings, TimingSamples, percentile
 
@@ -97,38 +107,34 @@ def test_connect_line() -> None:
 # -- pairing the events -----------------------------------------------------------
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.task = "a"
-
-    def at(self, now: float, task: str) -> FakeClock:
-        self.now, self.task = now, task
-        return self
+EP = cp.Endpoint("127.0.0.1", 1)
 
 
-def test_timings_pair_events_per_task() -> None:
-    clock = FakeClock()
-    timings = Timings(clock=lambda: clock.now, task=lambda: clock.task)
+def connected(duration: float) -> ConnectFinished:
+    return ConnectFinished(EP, duration, None, None, None, None, ("127.0.0.1", 1))
+
+
+def test_timings_sum_each_transfers_waits_and_keep_each_connect() -> None:
+    timings = Timings()
     one, two, three = object(), object(), object()
-    steps: list[tuple[float, str, str, object | None]] = [
-        (0.0, "a", "connect.started", one),
-        (0.1, "b", "pool.wait_started", two),
-        (0.2, "c", "pool.wait_started", three),
-        (0.5, "a", "connect.finished", one),  # a: 0.5 s
-        (0.6, "c", "pool.wait_finished", three),  # c: 0.4 s
-        (0.7, "b", "pool.wait_finished", two),  # b: 0.6 s ...
-        (1.0, "b", "pool.wait_started", two),  # ... b again (a redirect): + 0.5 s
-        (1.5, "b", "pool.wait_finished", two),
-        (2.0, "c", "connect.started", three),  # never finishes: refused
-        (3.0, "c", "connect.started", three),  # the retry's connect
-        (3.25, "c", "connect.finished", three),
-        (4.0, "d", "pool.wait_started", None),  # no transfer: not a sample
-        (4.5, "d", "pool.wait_finished", None),
-        (5.0, "a", "connection.reused", one),  # not timed
+    steps: list[tuple[Event, object | None]] = [
+        (ConnectStarted(EP), one),
+        (PoolWaitStarted(EP), two),
+        (PoolWaitStarted(EP), three),
+        (connected(0.5), one),
+        (PoolWaitFinished(EP, 0.4, granted=True), three),
+        (PoolWaitFinished(EP, 0.6, granted=True), two),
+        (PoolWaitStarted(EP), two),  # two again (a redirect): + 0.5 s
+        (PoolWaitFinished(EP, 0.5, granted=True), two),
+        (ConnectStarted(EP), three),
+        (ConnectFailed(EP, 1.0, ConnectionRefusedError()), three),
+        (ConnectStarted(EP), three),  # the retry's connect
+        (connected(0.25), three),
+        (PoolWaitStarted(EP), None),  # no transfer: not a sample
+        (PoolWaitFinished(EP, 0.5, granted=True), None),
+        (ConnectionReused(EP, 2, ("127.0.0.1", 1)), one),  # not timed
     ]
-    for now, task, event, transfer in steps:
-        clock.at(now, task)
+    for event, transfer in steps:
         timings.observe(event, transfer)
     samples = timings.samples(transfers=5)
     assert sorted(samples.pool_waits) == pytest.approx([0.0, 0.0, 0.0, 0.4, 1.1])
@@ -138,12 +144,9 @@ def test_timings_pair_events_per_task() -> None:
 
 
 def test_timings_a_wait_cut_short_counts_as_waited() -> None:
-    """-m cancelled the transfer while it waited: no pool.wait_finished."""
-    clock = FakeClock()
-    timings = Timings(clock=lambda: clock.now, task=lambda: clock.task)
-    transfer = object()
-    timings.observe("pool.wait_started", transfer)
-    clock.now = 1.0
+    """-m cancelled the transfer while it waited: no PoolWaitFinished."""
+    timings = Timings()
+    timings.observe(PoolWaitStarted(EP), object())
     samples = timings.samples(transfers=2)
     assert (samples.pool_waits, samples.waited) == ((0.0, 0.0), 1)
 

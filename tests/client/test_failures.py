@@ -163,7 +163,7 @@ async def test_connect_refused_is_retried_then_raised() -> None:
     sock.close()
     events: list[str] = []
     retry = tr.Retry(total=2, backoff_factor=0.0)
-    async with tr.Session(retries=retry, trace=lambda e, i: events.append(e)) as s:
+    async with tr.Session(retries=retry, trace=lambda e: events.append(e.name)) as s:
         with pytest.raises(tr.ConnectError, match="refused") as info:
             await s.post(f"http://127.0.0.1:{port}/", content=b"x")
         assert s.stats().retries_count == 2

@@ -135,7 +135,7 @@ async def test_stats_and_trace_events(
     events: list[tuple[str, dict[str, Any]]] = []
     async with (
         h2_server(h2_server_context) as server,
-        session(client_ssl_context, trace=lambda e, i: events.append((e, i))) as s,
+        session(client_ssl_context, trace=lambda e: events.append((e.name, e.as_dict()))) as s,
     ):
         server.route("GET", "/", InFlight(hold=0.05))
         await run_all(20, 20, lambda i: s.get(server.url + "/"))
@@ -590,7 +590,9 @@ async def test_refused_streams_are_counted_traced_and_bounded(
     retry = tr.Retry(total=0, unprocessed=2, backoff_factor=0.001)
     async with (
         h2_server(h2_server_context) as server,
-        session(client_ssl_context, retries=retry, trace=lambda e, i: events.append((e, i))) as s,
+        session(
+            client_ssl_context, retries=retry, trace=lambda e: events.append((e.name, e.as_dict()))
+        ) as s,
     ):
         server.route("GET", "/busy", refused)
         with pytest.raises(tr.StreamReset) as info:

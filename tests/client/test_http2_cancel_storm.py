@@ -26,7 +26,6 @@ import ssl
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
-from typing import Any
 
 import pytest
 import trio
@@ -35,6 +34,8 @@ import trio.testing
 import trio_conpool as cp
 import trio_requests as tr
 from tests.helpers import assert_pool_clean, count_tasks, open_fds
+from trio_conpool.events import Event
+from trio_requests.events import RequestFinished, RequestStarted
 from trio_requests.testing import ReceivedRequest, Reply, open_h2_server
 
 SEED = 20240606
@@ -72,14 +73,15 @@ def h2_server_context(server_ssl_context: ssl.SSLContext) -> ssl.SSLContext:
     return server_ssl_context
 
 
-def trace(event: str, info: dict[str, Any]) -> None:
+def trace(event: Event) -> None:
     """Session trace hook: note the phase in the requesting task's record
     (the hook runs in that task, so the context variable is its own), and
-    cancel the request if it planned to stop here."""
+    cancel the request if it planned to stop here. The request's start and
+    finish are not phases."""
     record = _record.get(None)
-    if record is not None:
-        record.events.append(event)
-        if event == record.cancel_on:
+    if record is not None and not isinstance(event, RequestStarted | RequestFinished):
+        record.events.append(event.name)
+        if event.name == record.cancel_on:
             record.scope.cancel()
 
 

@@ -45,6 +45,7 @@ from hypothesis import strategies as st
 
 import trio_requests as tr
 from tests.helpers import assert_pool_clean, count_tasks, open_fds, within_real_time
+from trio_conpool.events import Event
 from trio_requests.testing import (
     ChangeSettings,
     DropConnection,
@@ -210,10 +211,10 @@ def scenarios(draw: st.DrawFn) -> Scenario:
 _events: contextvars.ContextVar[list[tuple[str, dict[str, Any]]]] = contextvars.ContextVar("events")
 
 
-def trace(event: str, info: dict[str, Any]) -> None:
+def trace(event: Event) -> None:
     record = _events.get(None)
     if record is not None:
-        record.append((event, info))
+        record.append((event.name, event.as_dict()))
 
 
 @dataclass

@@ -21,6 +21,7 @@ import trio.testing
 
 import trio_requests as tr
 from tests.helpers import assert_pool_clean
+from trio_conpool.events import Event
 from trio_requests.testing import (
     DropConnection,
     GoAway,
@@ -43,8 +44,8 @@ class Traced:
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
 
-    def __call__(self, event: str, info: dict[str, Any]) -> None:
-        self.events.append((event, info))
+    def __call__(self, event: Event) -> None:
+        self.events.append((event.name, event.as_dict()))
 
     def retries(self) -> list[str]:
         return [info["reason"] for event, info in self.events if event == "retry"]

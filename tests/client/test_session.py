@@ -205,13 +205,15 @@ async def test_tls_with_ca_bundle_path(
     tls_server.route("GET", "/", Reply(200, body=b"secure"))
     url = f"https://localhost:{tls_server.port}/"
     events: list[tuple[str, dict[str, object]]] = []
-    async with tr.Session(verify=bundle, trace=lambda e, i: events.append((e, i))) as s:
+    async with tr.Session(verify=bundle, trace=lambda e: events.append((e.name, e.as_dict()))) as s:
         assert (await s.get(url)).content == b"secure"
         assert (await s.get(url)).content == b"secure"
     async with tr.Session(verify=client_ssl_context) as s:
         assert (await s.get(url)).content == b"secure"
     names = [e for e, _ in events]
-    assert names[:4] == [
+    assert names[:6] == [
+        "pool.opened",
+        "request.started",
         "connect.started",
         "connect.finished",
         "request.sent",

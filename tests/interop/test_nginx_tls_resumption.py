@@ -4,24 +4,23 @@ three connections, and the second and third resume the first's session."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import trio
 
 import trio_requests as tr
 from tests.interop.nginx import Nginx
+from trio_conpool.events import ConnectFinished, Event
 
 pytestmark = pytest.mark.interop
 
 
 @pytest.mark.parametrize("http2", [False, True])
 async def test_new_connections_resume_the_session(nginx_ka10: Nginx, http2: bool) -> None:
-    connects: list[dict[str, Any]] = []
+    connects: list[ConnectFinished] = []
 
-    def trace(event: str, info: dict[str, Any]) -> None:
-        if event == "connect.finished":
-            connects.append(info)
+    def trace(event: Event) -> None:
+        if isinstance(event, ConnectFinished):
+            connects.append(event)
 
     with trio.fail_after(30):
         async with tr.Session(verify=str(nginx_ka10.ca_path), http2=http2, trace=trace) as s:
@@ -29,5 +28,5 @@ async def test_new_connections_resume_the_session(nginx_ka10: Nginx, http2: bool
                 r = await s.get(f"{nginx_ka10.https_url}/small?id={i}")
                 assert (r.status_code, r.content) == (200, f"{i}\n".encode())
                 assert r.http_version == ("HTTP/2" if http2 else "HTTP/1.1")
-    assert [c["tls_session_reused"] for c in connects] == [False, True, True]
-    assert {c["tls_version"] for c in connects} == {"TLSv1.3"}
+    assert [c.tls_session_reused for c in connects] == [False, True, True]
+    assert {c.tls_version for c in connects} == {"TLSv1.3"}

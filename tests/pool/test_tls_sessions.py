@@ -15,6 +15,7 @@ import trio.testing
 import trio_conpool as cp
 from tests.pool.servers import echo, start_server
 from trio_conpool._tls_sessions import TLSSessions
+from trio_conpool.events import ConnectFinished, Event
 
 
 async def _reuse_flags(
@@ -31,9 +32,9 @@ async def _reuse_flags(
     endpoint = cp.Endpoint("127.0.0.1", server.port, tls=cp.TLSConfig(ssl_context=client_context))
     events: list[Any] = []
 
-    def trace(event: str, info: dict[str, Any]) -> None:
-        if event == "connect.finished":
-            events.append(info["tls_session_reused"])
+    def trace(event: Event) -> None:
+        if isinstance(event, ConnectFinished):
+            events.append(event.tls_session_reused)
 
     flags: list[bool | None] = []
     async with cp.open_pool(config or cp.PoolConfig(), handler=cp.RawStream()) as pool:

@@ -1,31 +1,36 @@
 """Pool-wait and connect times for ``--stats``, taken from the Session's trace events.
 
-No timer in the library: the CLI's :class:`~._trace.Tracer` hands each
-event to :class:`Timings`, which reads the clock when it arrives. The
-events a request's acquire emits come synchronously from the task that
-sends it, so a ``*.started`` and its ``*.finished`` are paired per task.
+No timer in the CLI: the pool's events carry their durations
+(:class:`~trio_conpool.events.PoolWaitFinished` ``.waited``,
+:class:`~trio_conpool.events.ConnectFinished` ``.duration``), and the CLI's
+:class:`~._trace.Tracer` hands each event to :class:`Timings` with the
+transfer whose task it came from.
 
-- **pool wait**: one sample per transfer, the time its task spent between
-  ``pool.wait_started`` and ``pool.wait_finished``, summed over the
+- **pool wait**: one sample per transfer, its waits summed over the
   transfer's requests (redirects, retries). A transfer that never had to
   wait emits no event and counts 0 s; the CLI knows how many transfers
   ran. A wait cut short (the transfer cancelled by ``-m`` while waiting)
-  has no ``pool.wait_finished``: the transfer counts as one that waited,
+  has no ``PoolWaitFinished``: the transfer counts as one that waited,
   with the time of its completed waits only.
-- **connect**: one sample per connection opened, ``connect.started`` to
-  ``connect.finished`` in the same task (TCP, TLS, the HTTP/2 preface). A
-  connect that never finishes (refused, timed out, cancelled) gives no
-  sample: it is counted as failed instead.
+- **connect**: one sample per connection opened (TCP, TLS, the HTTP/2
+  preface). A connect that fails or is cancelled gives no sample: it is
+  counted as failed instead.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-import trio
+from trio_conpool.events import (
+    ConnectFailed,
+    ConnectFinished,
+    Event,
+    PoolWaitFinished,
+    PoolWaitStarted,
+)
 
 #: The percentiles ``--stats`` shows, then the maximum.
 SHOWN = (50, 90, 99)
@@ -63,45 +68,28 @@ class TimingSamples:
 
 
 class Timings:
-    """Pairs the trace's ``pool.wait_*`` and ``connect.*`` events per task.
+    """Collects the pool-wait and connect samples from the trace's events."""
 
-    *clock* and *task* are seams for tests; in a run they are
-    :func:`trio.current_time` and :func:`trio.lowlevel.current_task`.
-    """
-
-    def __init__(
-        self,
-        clock: Callable[[], float] = trio.current_time,
-        task: Callable[[], Hashable] = trio.lowlevel.current_task,
-    ) -> None:
-        self._clock = clock
-        self._task = task
-        self._waiting: dict[Hashable, float] = {}  # task -> pool.wait_started at
-        self._connecting: dict[Hashable, float] = {}  # task -> connect.started at
+    def __init__(self) -> None:
         # Transfers that waited (id -> the transfer, kept so the id stays its) and how long:
         self._waited: dict[int, tuple[object, float]] = {}
         self._connects: list[float] = []
-        self._connects_started = 0
+        self._connects_failed = 0
 
-    def observe(self, event: str, transfer: object | None) -> None:
-        """Note *event*, seen in the current task, on behalf of *transfer* (any
-        object that stands for one, e.g. its ``TransferState``; None: no transfer)."""
-        if event == "pool.wait_started":
-            self._waiting[self._task()] = self._clock()
-            if transfer is not None and id(transfer) not in self._waited:
-                self._waited[id(transfer)] = (transfer, 0.0)
-        elif event == "pool.wait_finished":
-            started = self._waiting.pop(self._task(), None)
-            if started is not None and transfer is not None:
+    def observe(self, event: Event, transfer: object | None) -> None:
+        """Note *event* on behalf of *transfer* (any object that stands for
+        one, e.g. its ``TransferState``; None: no transfer)."""
+        match event:
+            case PoolWaitStarted() if transfer is not None:
+                if id(transfer) not in self._waited:
+                    self._waited[id(transfer)] = (transfer, 0.0)
+            case PoolWaitFinished(waited=waited) if transfer is not None:
                 _, total = self._waited.get(id(transfer), (transfer, 0.0))
-                self._waited[id(transfer)] = (transfer, total + self._clock() - started)
-        elif event == "connect.started":
-            self._connects_started += 1
-            self._connecting[self._task()] = self._clock()
-        elif event == "connect.finished":
-            started = self._connecting.pop(self._task(), None)
-            if started is not None:
-                self._connects.append(self._clock() - started)
+                self._waited[id(transfer)] = (transfer, total + waited)
+            case ConnectFinished(duration=duration):
+                self._connects.append(duration)
+            case ConnectFailed():
+                self._connects_failed += 1
 
     def samples(self, transfers: int) -> TimingSamples:
         """The samples of a run of *transfers* transfers (those that never
@@ -112,5 +100,5 @@ class Timings:
             pool_waits=tuple(waits + zeros),
             waited=len(waits),
             connects=tuple(self._connects),
-            connects_failed=self._connects_started - len(self._connects),
+            connects_failed=self._connects_failed,
         )

@@ -16,12 +16,14 @@ request head, ``<`` for the response head, credentials masked.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TextIO
+
+from trio_conpool.events import ConnectFinished, ConnectionReused, ConnectStarted, Event
 
 from .._models import Request, Response
 from .._urls import masked_url
+from ..events import RequestSent, RetryScheduled, StreamOpened
 from ._request import masked
 from ._timings import Timings
 
@@ -65,19 +67,14 @@ class Tracer:
         self._stream = stream  # None: collect facts, print nothing
         self.timings = Timings()
 
-    def __call__(self, event: str, info: Mapping[str, Any]) -> None:
+    def __call__(self, event: Event) -> None:
         state = CURRENT.get()
-        if event in ("connect.started", "connection.reused") and state is not None:
+        if isinstance(event, ConnectStarted | ConnectionReused) and state is not None:
             state.stream_id = None  # a new attempt: HTTP/1 until a stream opens
-        elif event == "stream.opened" and state is not None:
-            state.stream_id = info.get("stream_id")
+        elif isinstance(event, StreamOpened) and state is not None:
+            state.stream_id = event.stream_id
         self.timings.observe(event, state)
-        if self._stream is not None:
-            self._print(event, info, state)
-
-    def _print(self, event: str, info: Mapping[str, Any], state: TransferState | None) -> None:
-        lines = _describe(event, info, state)
-        if lines:
+        if self._stream is not None and (lines := _describe(event, state)):
             self._stream_write(lines)
 
     def _stream_write(self, lines: list[str]) -> None:
@@ -104,41 +101,37 @@ class Tracer:
         self._stream_write([status, *fields, "<"])
 
 
-def _describe(event: str, info: Mapping[str, Any], state: TransferState | None) -> list[str]:
-    if event == "connect.started":
-        endpoint = info.get("endpoint")
-        where = f"{endpoint.host}:{endpoint.port}" if endpoint is not None else "?"
-        return [f"*   Trying {where}..."]
-    if event == "connect.finished":
-        return _connected(info)
-    if event == "connection.reused":
-        peer = _address(info.get("peer"))
-        return [f"* Re-using existing connection with {peer} (lease #{info.get('use_count')})"]
-    if event == "stream.opened":
-        url = "?" if state is None else masked_url(str(state.url))
-        if state is not None and state.request is not None:
-            url = str(state.request.url.without_credentials())
-        return [f"* [HTTP/2] [{info.get('stream_id')}] OPENED stream for {url}"]
-    if event == "request.sent" and state is not None and state.request is not None:
-        return _request_head(state.request, http2=state.stream_id is not None)
-    if event == "retry":
-        return [f"* Retrying: {info.get('reason')}; waiting {info.get('sleep', 0):.1f} s"]
+def _describe(event: Event, state: TransferState | None) -> list[str]:
+    match event:
+        case ConnectStarted(endpoint=endpoint):
+            return [f"*   Trying {endpoint.host}:{endpoint.port}..."]
+        case ConnectFinished():
+            return _connected(event)
+        case ConnectionReused(peer=peer, use_count=uses):
+            return [f"* Re-using existing connection with {_address(peer)} (lease #{uses})"]
+        case StreamOpened(stream_id=stream_id):
+            url = "?" if state is None else masked_url(str(state.url))
+            if state is not None and state.request is not None:
+                url = str(state.request.url.without_credentials())
+            return [f"* [HTTP/2] [{stream_id}] OPENED stream for {url}"]
+        case RequestSent() if state is not None and state.request is not None:
+            return _request_head(state.request, http2=state.stream_id is not None)
+        case RetryScheduled(reason=reason, sleep=sleep):
+            return [f"* Retrying: {reason}; waiting {sleep:.1f} s"]
     return []
 
 
-def _connected(info: Mapping[str, Any]) -> list[str]:
-    lines = [f"* Connected to {_address(info.get('peer'))}"]
-    tls_version = info.get("tls_version")
-    if tls_version:
-        if info.get("tls_session_reused"):
+def _connected(event: ConnectFinished) -> list[str]:
+    lines = [f"* Connected to {_address(event.peer)}"]
+    if event.tls_version:
+        if event.tls_session_reused:
             lines.append("* SSL re-using session ID")  # curl's words for a resumed session
-        lines.append(f"* SSL connection using {tls_version}")
-        alpn = info.get("alpn")
-        if alpn:
-            lines.append(f"* ALPN: server accepted {alpn}")
+        lines.append(f"* SSL connection using {event.tls_version}")
+        if event.alpn:
+            lines.append(f"* ALPN: server accepted {event.alpn}")
         else:
             lines.append("* ALPN: server did not agree on a protocol. Uses HTTP/1.1")
-    if info.get("alpn") == "h2":
+    if event.alpn == "h2":
         lines.append("* Using HTTP/2, server supports multiplexing")
     return lines
 
