@@ -66,8 +66,6 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Generic, Protocol, TypeVar
 
-import trio
-
 try:
     from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 except ImportError as _error:  # pragma: no cover - tested by hiding prometheus_client
@@ -78,16 +76,13 @@ except ImportError as _error:  # pragma: no cover - tested by hiding prometheus_
     ) from _error
 
 from ._breaker import CircuitState
+from ._cross_thread import RunReader
 from ._endpoint import Endpoint
 from ._stats import EndpointStats
 
 __all__ = ["PoolCollector", "StatsSource", "endpoint_families"]
 
 _T = TypeVar("_T")
-
-#: How often a read spoiled by a concurrent change is taken again before the
-#: error is let through (only for reads made outside the pool's trio thread).
-_ATTEMPTS = 10
 
 _NAMESPACE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
@@ -123,41 +118,6 @@ def _check_namespace(namespace: str) -> str:
             f"namespace must be a Prometheus metric name such as 'trio_conpool', got {namespace!r}"
         )
     return namespace
-
-
-def _snapshot(read: Callable[[], _T]) -> _T:
-    """``read()``, taken again if another thread changed a dict it was
-    iterating (RuntimeError), up to a few times."""
-    for _ in range(_ATTEMPTS - 1):
-        try:
-            return read()
-        except RuntimeError:  # "dictionary changed size during iteration"
-            continue
-    return read()
-
-
-class _Reader(Generic[_T]):
-    """*read*, called in the trio run that was current when this was made
-    (see the module's docstring)."""
-
-    def __init__(self, read: Callable[[], _T]) -> None:
-        self._read = read
-        self._token: trio.lowlevel.TrioToken | None
-        try:
-            self._token = trio.lowlevel.current_trio_token()
-        except RuntimeError:  # made outside trio
-            self._token = None
-
-    def __call__(self) -> _T:
-        if self._token is not None:
-            try:
-                trio.lowlevel.current_trio_token()
-            except RuntimeError:  # another thread: hand the read to the run
-                try:
-                    return trio.from_thread.run_sync(self._read, trio_token=self._token)
-                except trio.RunFinishedError:
-                    pass  # nothing changes the pool any more
-        return _snapshot(self._read)
 
 
 def endpoint_families(
@@ -203,7 +163,7 @@ class Collector(Generic[_T]):
 
     def __init__(self, read: Callable[[], _T], namespace: str) -> None:
         self.namespace = _check_namespace(namespace)
-        self._read = _Reader(read)
+        self._read = RunReader(read)
 
     def families(self, stats: _T | None) -> list[Metric]:
         """The families of *stats*; None: the families without samples."""
