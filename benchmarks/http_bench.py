@@ -81,7 +81,7 @@ PEER_BASE_PACKAGES = ("trio", "anyio")
 #: a child that outlives its own --time-limit by this much is killed.
 CHILD_GRACE = 60.0
 #: clients whose errors fail the run (the peers' errors are only reported).
-OURS = ("trio_requests", "h11", "h2")
+OURS = ("trio_requests", "trio_requests+events", "trio_requests+otel", "h11", "h2")
 
 
 @dataclass(frozen=True)
@@ -93,10 +93,16 @@ class Client:
     in_peers_venv: bool
     modules: tuple[str, ...] = ()  # imported to check that a peer is installed
     packages: tuple[str, ...] = ()  # pip-installed into the peers venv
+    options: tuple[str, ...] = ()  # more arguments for its script
 
 
 CLIENTS = (
     Client("trio_requests", "trio_requests_client.py", in_peers_venv=False),
+    # The cost of instrumentation: a trace callback that does nothing (the events
+    # are built and delivered), and OpenTelemetry with the SDK recording every span
+    # and metric (spans batched to an exporter that drops them).
+    Client("trio_requests+events", "trio_requests_client.py", False, options=("--trace=events",)),
+    Client("trio_requests+otel", "trio_requests_client.py", False, options=("--trace=otel",)),
     Client("h11", "h11_client.py", in_peers_venv=False),
     Client("h2", "h2_client.py", in_peers_venv=False),
     Client("h2load", "h2load_client.py", in_peers_venv=False),
@@ -106,10 +112,11 @@ CLIENTS = (
     Client("niquests", "niquests_client.py", True, ("niquests",), ("niquests",)),
 )
 CLIENTS_BY_KEY = {client.key: client for client in CLIENTS}
+INSTRUMENTED = ("trio_requests+events", "trio_requests+otel")
 #: the clients run when --clients is not given, by --protocol.
 DEFAULT_CLIENTS = {
-    "h1": ("trio_requests", "h11", "httpx", "aiohttp", "niquests"),
-    "h2": ("trio_requests", "h2", "h2load", "httpx", "aiohttp", "niquests"),
+    "h1": ("trio_requests", "h11", "httpx", "aiohttp", "niquests", *INSTRUMENTED),
+    "h2": ("trio_requests", "h2", "h2load", "httpx", "aiohttp", "niquests", *INSTRUMENTED),
 }
 
 
@@ -223,6 +230,7 @@ def run_client(
         f"--time-limit={settings.time_limit}",
         f"--protocol={settings.protocol}",
         f"--keepalive-requests={server.keepalive_requests}",
+        *client.options,
     ]
     sample = Sample(client.key, concurrency, rnd)
     before = server.accepted_sync()

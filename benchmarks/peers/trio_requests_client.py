@@ -8,11 +8,20 @@ bench_common.py for the arguments and the JSON line it prints.
 ALPN, so the C tasks' requests become streams of one connection (more only
 when its MAX_CONCURRENT_STREAMS are all taken), and every response must say
 ``HTTP/2``. ``--protocol h1`` passes ``http2=False`` (HTTP/1.1 only).
+
+``--trace=events``: a ``trace=`` callback that does nothing, so the cost of
+building and delivering the events shows; ``--trace=otel``:
+``trio_requests.opentelemetry.OpenTelemetry`` on the OpenTelemetry SDK,
+every span recorded and batched to an exporter that drops them, every
+metric aggregated (nothing exported: the export is not ours to measure).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import trio
 from bench_common import H2, Args, Tally, measure, parse_args, report, split
@@ -28,8 +37,45 @@ except ImportError:  # pragma: no cover - the version constant moved
 CLIENT = "trio_requests"
 
 
-async def run(args: Args, tally: Tally) -> None:
+class _Dropped:
+    """A span exporter that drops what it is given (duck-typed SpanExporter)."""
+
+    def export(self, spans: Sequence[Any]) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def instrument(kind: str) -> Callable[[Any], None] | None:
+    """The ``trace=`` callback for ``--trace`` *kind*."""
+    if kind == "events":
+        return lambda event: None
+    if kind == "otel":
+        try:
+            from opentelemetry.sdk.metrics import MeterProvider
+            from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+            from opentelemetry.sdk.trace import TracerProvider
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+            from trio_requests.opentelemetry import OpenTelemetry
+        except ImportError as exc:
+            sys.exit(f"--trace=otel needs opentelemetry-sdk ({exc}): pip install opentelemetry-sdk")
+        tracer_provider = TracerProvider()
+        tracer_provider.add_span_processor(BatchSpanProcessor(_Dropped()))  # type: ignore[arg-type]
+        meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+        return OpenTelemetry(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    return None
+
+
+async def run(args: Args, tally: Tally, trace: Callable[[Any], None] | None) -> None:
     session = tr.Session(
+        trace=trace,
         # explicit both ways: the default (True) would offer h2 to nginx under h1
         http2=args.protocol == H2,
         verify=args.cafile if args.cafile is not None else True,
@@ -59,11 +105,15 @@ async def run(args: Args, tally: Tally) -> None:
 
 
 def main() -> int:
-    args = parse_args()
+    ours = argparse.ArgumentParser(add_help=False)
+    ours.add_argument("--trace", choices=("none", "events", "otel"), default="none")
+    own, rest = ours.parse_known_args()
+    args = parse_args(rest)
+    trace = instrument(own.trace)
     expect = "HTTP/2" if args.protocol == H2 else "HTTP/1.1"
     tally = Tally(expect_length=args.expect_length, expect_version=expect)
     with measure() as phase:
-        trio.run(run, args, tally)
+        trio.run(run, args, tally, trace)
     report(CLIENT, VERSION, args, tally, phase)
     return 0
 

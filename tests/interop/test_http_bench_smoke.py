@@ -15,6 +15,7 @@ from tests.helpers import ROOT
 @pytest.mark.interop
 @pytest.mark.parametrize(("protocol", "bare"), [("h1", "h11"), ("h2", "h2")])
 def test_http_bench_quick_run(protocol: str, bare: str) -> None:
+    """Also the instrumented row (OpenTelemetry on), the cost of observability."""
     result = subprocess.run(
         [
             sys.executable,
@@ -24,7 +25,7 @@ def test_http_bench_quick_run(protocol: str, bare: str) -> None:
             "--protocol",
             protocol,
             "--clients",
-            f"trio_requests,{bare}",
+            f"trio_requests,{bare},trio_requests+otel",
         ],
         capture_output=True,
         text=True,
@@ -34,4 +35,5 @@ def test_http_bench_quick_run(protocol: str, bare: str) -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     assert "| trio_requests |" in result.stdout
     assert f"| {bare} |" in result.stdout
+    assert "| trio_requests+otel |" in result.stdout
     assert "n/a" not in result.stdout  # both really ran this protocol
