@@ -207,7 +207,8 @@ class Pool(Generic[S]):
             raise
         if trace is not None:
             waited = trio.current_time() - started
-            trace(PoolWaitFinished(endpoint, waited, granted=result.grant is not None))
+            granted = result.grant is not None and not isinstance(result.grant, FailureGrant)
+            trace(PoolWaitFinished(endpoint, waited, granted=granted))
         if result.grant is None:
             self._apply(self._ledger.cancel(result, trio.current_time()))
             raise PoolTimeout(
