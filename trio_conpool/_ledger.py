@@ -227,7 +227,7 @@ class Ledger:
         """A granted idle connection failed its checks before use: close it,
         and do not count the lease as a use."""
         self._unuse(grant)
-        return self.discard(grant.conn, now)
+        return self.discard(grant.conn, now, _R.CHECK_FAILED)
 
     def changed(self, conn: Conn, mode: AccessMode, healthy: bool, now: float) -> Work:
         """The handler says capacity, draining or health of *conn* changed."""

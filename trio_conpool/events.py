@@ -128,8 +128,10 @@ class PoolWaitStarted(Event):
 
 @dataclass(frozen=True, slots=True)
 class PoolWaitFinished(Event):
-    """The queued ``acquire`` got capacity (*granted*) or timed out after
-    *waited* seconds. Not sent if the waiting task was cancelled."""
+    """The queued ``acquire`` stopped waiting after *waited* seconds:
+    *granted* if it got capacity; False if it timed out, the connect it
+    waited behind failed, or the pool closed. Not sent if the waiting task
+    was cancelled."""
 
     name: ClassVar[str] = "pool.wait_finished"
     endpoint: Endpoint

@@ -7,8 +7,10 @@ that is the task that called :meth:`~trio_requests.Session.send` (or
 ``request``, ``get``, ...): from :class:`RequestStarted` to
 :class:`RequestFinished` the events of that request arrive in that task, so
 a context variable tells requests apart (:mod:`trio_requests.opentelemetry`
-keeps its span in one). HTTP/2 connection events (:class:`StreamClosed`,
-:class:`GoAwayReceived`) come from the connection's reader task.
+keeps its span in one). :class:`GoAwayReceived` comes from the HTTP/2
+connection's reader task; :class:`StreamClosed` from whichever task ended
+the stream (usually the requesting one, as it finishes the body), and a
+connection's close from a pool task.
 
 With no callback the Session pays one ``is None`` check per event site.
 """
