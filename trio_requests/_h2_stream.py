@@ -8,7 +8,6 @@ h2 is synchronous; the connection's writer puts it on the wire.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import AsyncIterable
 from typing import TYPE_CHECKING
@@ -101,6 +100,7 @@ class H2Stream:
         "_conn",
         "_inbox",
         "_max_header_count",
+        "_ticket",
         "_unsent",
         "_waiter",
         "closed",
@@ -123,6 +123,7 @@ class H2Stream:
         self._max_header_count = max_header_count
         self._inbox: deque[Item] = deque()
         self._waiter: trio.lowlevel.Task | None = None  # the request task, parked in _next
+        self._ticket: int | None = None  # its wait's entry in the connection's ReadDeadlines
         self._unsent = memoryview(b"")  # what send_headers could not queue
         self.nothing_received = True
         self.local_ended = False
@@ -297,14 +298,24 @@ class H2Stream:
 
     async def _next(self, timeout: float | None) -> Item:
         if not self._inbox:
-            # Parked directly (no Event per wait): this is once per response.
-            deadline = math.inf if timeout is None else trio.current_time() + timeout
-            with trio.CancelScope(deadline=deadline):
-                self._waiter = trio.lowlevel.current_task()
-                await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
-            if not self._inbox:
+            # Parked directly (no Event per wait), its read timeout kept by
+            # the connection (no cancel scope per wait): see _read_deadlines.
+            self._waiter = trio.lowlevel.current_task()
+            self._ticket = None
+            if timeout is not None:
+                conn = self._conn
+                deadline = trio.current_time() + timeout
+                self._ticket = conn.read_deadlines.arm(deadline, self, len(conn.streams))
+            await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
+            if not self._inbox:  # woken by time_out
                 raise ReadTimeout(f"no response data within {timeout}s", request=self.request)
         return self._inbox.popleft()
+
+    def read_ticket(self) -> int | None:
+        return self._ticket if self._waiter is not None else None
+
+    def time_out(self) -> None:
+        self._wake()
 
     def _abort_wait(self, _: object) -> trio.lowlevel.Abort:
         self._waiter = None

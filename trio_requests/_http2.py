@@ -1,7 +1,7 @@
 """The HTTP/2 driver: h2 over one multiplexed pooled connection.
 
 Theory of operation. h2 is a sans-IO state machine; this module gives each
-connection two background tasks in the connection's own nursery (which the
+connection its background tasks in the connection's own nursery (which the
 pool owns, so closing the connection cancels exactly these tasks):
 
 * the **reader** is the only task that reads the socket. It feeds bytes to
@@ -12,6 +12,8 @@ pool owns, so closing the connection cancels exactly these tasks):
   writer, which sends everything h2 has queued in one ``send_all``. Frames
   of all the streams that ran in one scheduler pass go out together, and a
   cancelled request can never cut a frame in half for everyone else.
+* the **deadline keeper** wakes streams whose read timeout ran out
+  (:mod:`._read_deadlines`), instead of a cancel scope per wait.
 
 Memory is bounded by flow control, not by channel sizes: a stream's inbox
 holds at most its receive window (the peer may not send more), and the
@@ -47,6 +49,7 @@ from trio_conpool.events import Trace
 from ._errors import WriteTimeout
 from ._h2_state import BodyLengthMismatch, ControlFrameFlood, H2State
 from ._h2_stream import H2Stream, StreamRefused, code_name
+from ._read_deadlines import ReadDeadlines
 from .events import GoAwayReceived, StreamClosed, StreamOpened
 
 if TYPE_CHECKING:
@@ -166,6 +169,7 @@ class HTTP2Connection:
         self._last_frame = trio.current_time()
         self._ping_answered: trio.Event | None = None
         self._closing = False
+        self.read_deadlines = ReadDeadlines()
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -195,6 +199,7 @@ class HTTP2Connection:
                 endpoint=self.info.endpoint,
             ) from exc
         nursery.start_soon(self._write_frames)
+        nursery.start_soon(self.read_deadlines.keep)
         if self._options.ping_after is not None:
             nursery.start_soon(self._keepalive, self._options.ping_after)
         self.counters.connections += 1
