@@ -78,15 +78,24 @@ _SEPARATORS = re.compile(r"[,\s]+")
 _PORT = re.compile(r"[0-9]+")
 
 
-def proxy_from_env(scheme: str, host: str, port: int, environ: Mapping[str, str]) -> str | None:
-    """The proxy URL for a request to scheme://host:port, or None for a direct connection."""
+def proxy_from_env(
+    scheme: str, host: str, port: int, environ: Mapping[str, str], no_proxy: str | None = None
+) -> str | None:
+    """The proxy URL for a request to scheme://host:port, or None for a
+    direct connection. *no_proxy*, if given, replaces the environment's."""
     proxy = _first_set(environ, _proxy_variables(scheme, cgi="REQUEST_METHOD" in environ))
     if proxy is None:
         return None
-    no_proxy = _first_set(environ, ("no_proxy", "NO_PROXY"))
+    if no_proxy is None:
+        no_proxy = no_proxy_from_env(environ)
     if no_proxy is not None and bypasses_proxy(host, port, no_proxy):
         return None
     return proxy if "://" in proxy else f"http://{proxy}"
+
+
+def no_proxy_from_env(environ: Mapping[str, str]) -> str | None:
+    """The environment's NO_PROXY list (``no_proxy`` first), if set."""
+    return _first_set(environ, ("no_proxy", "NO_PROXY"))
 
 
 def bypasses_proxy(host: str, port: int, no_proxy: str) -> bool:

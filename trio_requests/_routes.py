@@ -25,7 +25,7 @@ import trio_conpool as cp
 
 from ._errors import ProxyError
 from ._models import Request
-from ._proxy_env import proxy_from_env
+from ._proxy_env import bypasses_proxy, proxy_from_env
 from ._urls import URL
 
 ProxyArg = str | cp.Proxy | None
@@ -53,18 +53,26 @@ class ProxyChooser:
     """
 
     def __init__(
-        self, proxy: ProxyArg, *, trust_env: bool, environ: Mapping[str, str] | None = None
+        self,
+        proxy: ProxyArg,
+        *,
+        trust_env: bool,
+        no_proxy: str | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self._fixed = cp.Proxy(proxy) if isinstance(proxy, str) else proxy
+        self._no_proxy = no_proxy
         self._environ: dict[str, str] | None = None
         if self._fixed is None and trust_env:
             self._environ = dict(os.environ if environ is None else environ)
 
     def proxy_for(self, url: URL, request: Request) -> cp.Proxy | None:
         """Raises ProxyError for an invalid proxy URL in the environment."""
+        if self._no_proxy is not None and bypasses_proxy(url.host, url.port, self._no_proxy):
+            return None
         if self._fixed is not None or self._environ is None:
             return self._fixed
-        found = proxy_from_env(url.scheme, url.host, url.port, self._environ)
+        found = proxy_from_env(url.scheme, url.host, url.port, self._environ, self._no_proxy)
         if found is None:
             return None
         try:

@@ -96,6 +96,10 @@ class Session:
         trust_env: without *proxy*, take proxies from ``http_proxy``,
             ``https_proxy``, ``all_proxy`` and ``no_proxy`` (either case) as
             they are when the Session is made, like curl and requests.
+        no_proxy: hosts that never go through a proxy, *proxy*'s or the
+            environment's, in ``NO_PROXY`` syntax (``"localhost,.internal,
+            10.0.0.0/8"``, ``"*"`` for all); it replaces the environment's
+            ``no_proxy``.
         trace: a sync callable receiving every event of
             :mod:`trio_requests.events` and of the pool
             (:mod:`trio_conpool.events`): request started/finished, pool
@@ -125,6 +129,7 @@ class Session:
         cookies: Cookies | Mapping[str, str] | None = None,
         proxy: ProxyArg = None,
         trust_env: bool = True,
+        no_proxy: str | None = None,
         trace: Trace | None = None,
     ) -> None:
         self.timeout = Timeout.coerce(timeout)
@@ -160,7 +165,7 @@ class Session:
         self._h2_counters = H2Counters()
         self._pool_config = pool or cp.PoolConfig(connect_timeout=None)
         self._ssl_context = ssl_context(verify)
-        self._proxies = ProxyChooser(proxy, trust_env=trust_env)
+        self._proxies = ProxyChooser(proxy, trust_env=trust_env, no_proxy=no_proxy)
         self._routes: dict[tuple[str, str, int], Route] = {}
         #: origins whose server said HTTP_1_1_REQUIRED: the protocol hint "h1"
         self._http11_only: set[tuple[str, str, int]] = set()

@@ -116,3 +116,15 @@ async def test_silent_and_which_transfer_decides(servers: Servers) -> None:
     assert (serial.code, parallel.code) == (0, 7)
     assert error_code_in(serial.stderr) == 7  # the failure is still reported
     assert [ran.code for ran in curl] in ([], [0, 7])
+
+
+async def test_noproxy_reaches_the_host_directly_like_curl(servers: Servers) -> None:
+    """The proxy's port is closed: with --noproxy the transfer goes direct
+    and succeeds; without, it fails to connect to the proxy (7)."""
+    proxy = ["-x", f"http://127.0.0.1:{closed_port()}"]
+    url = servers.http + "/hello"
+    for extra, code, body in [(["--noproxy", "127.0.0.1"], 0, b"hello\n"), ([], 7, b"")]:
+        ours, curl = await run_both("-sS", *proxy, *extra, url)
+        assert (ours.code, ours.stdout) == (code, body), ours.stderr
+        if curl is not None:
+            assert (curl.code, curl.stdout) == (code, body), curl.stderr

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from types import MappingProxyType
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import trio_requests as tr
+from trio_requests._cli._options import parse_args
+from trio_requests._cli._proxy import no_proxy_of
 from trio_requests._proxy_env import bypasses_proxy, proxy_from_env
+from trio_requests._routes import ProxyChooser
+from trio_requests._urls import parse_url
+from trio_requests.testing import Reply, open_h11_server
 
 # --- which variable ---------------------------------------------------------
 
@@ -381,3 +388,60 @@ def test_property_never_raises(host: str, port: int, no_proxy: str) -> None:
     assert isinstance(bypasses_proxy(host, port, no_proxy), bool)
     environ = {"http_proxy": "p:1", "no_proxy": no_proxy}
     assert proxy_from_env("http", host, port, environ) in (None, "http://p:1")
+
+
+# -- no_proxy given by the caller (Session(no_proxy=...), the CLI's --noproxy) ----------
+
+
+def _chooser(proxy: str | None, no_proxy: str | None, environ: dict[str, str]) -> ProxyChooser:
+    return ProxyChooser(proxy, trust_env=True, no_proxy=no_proxy, environ=environ)
+
+
+def _chosen(chooser: ProxyChooser, url: str) -> str | None:
+    proxy = chooser.proxy_for(parse_url(url), tr.Request("GET", url))
+    return None if proxy is None else str(proxy)
+
+
+def test_no_proxy_exempts_hosts_from_a_fixed_proxy() -> None:
+    chooser = _chooser("http://proxy:3128", "localhost,.internal,10.0.0.0/8", {})
+    assert _chosen(chooser, "http://localhost/") is None
+    assert _chosen(chooser, "https://api.internal/") is None
+    assert _chosen(chooser, "http://10.1.2.3:8080/") is None
+    assert _chosen(chooser, "http://example.com/") == "http://proxy:3128"
+    assert _chosen(_chooser("http://proxy:3128", "*", {}), "http://example.com/") is None
+
+
+def test_no_proxy_replaces_the_environments() -> None:
+    environ = {"http_proxy": "http://envproxy:8080", "no_proxy": "example.com"}
+    assert _chosen(_chooser(None, None, environ), "http://example.com/") is None
+    replaced = _chooser(None, "other.org", environ)
+    assert _chosen(replaced, "http://example.com/") == "http://envproxy:8080"
+    assert _chosen(replaced, "http://other.org/") is None
+
+
+async def test_a_session_reaches_a_no_proxy_host_directly() -> None:
+    """The proxy's port is closed: only a direct connection can succeed."""
+    async with open_h11_server() as server:
+        server.route("GET", "/", Reply(200, body=b"direct"))
+        with socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            proxy = f"http://127.0.0.1:{closed.getsockname()[1]}"
+            async with tr.Session(proxy=proxy, no_proxy="127.0.0.1") as s:
+                assert (await s.get(f"http://127.0.0.1:{server.port}/")).text == "direct"
+            async with tr.Session(proxy=proxy, retries=0) as s:
+                with pytest.raises(tr.ProxyError):
+                    await s.get(f"http://127.0.0.1:{server.port}/")
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "expected"),
+    [
+        (["--noproxy", "a.org", "http://x/"], {"no_proxy": "b.org"}, "a.org"),
+        (["http://x/"], {"NO_PROXY": "b.org"}, "b.org"),
+        (["-x", "http://p:1", "http://x/"], {"no_proxy": "b.org"}, "b.org"),  # as curl
+        (["-x", "", "http://x/"], {"no_proxy": "b.org"}, None),  # no proxy at all
+        (["-x", "", "--noproxy", "*", "http://x/"], {}, "*"),
+    ],
+)
+def test_the_clis_noproxy(argv: list[str], environ: dict[str, str], expected: str | None) -> None:
+    assert no_proxy_of(parse_args(argv), environ) == expected

@@ -85,6 +85,7 @@ class Options:
     retry: int = 0
     proxy: str | None = None
     proxy_user: str | None = None
+    noproxy: str | None = None
     socks5: str | None = None
     socks5_hostname: str | None = None
     parallel: bool = False
@@ -174,6 +175,7 @@ SPECS: tuple[Spec, ...] = (
     _value("retry", None, "retry", Kind.INT, "num", "retry timeouts and 408/429/5xx N times"),
     _value("proxy", "x", "proxy", Kind.TEXT, "URL", "http:// or socks5(h):// proxy ('': none)"),
     _value("proxy-user", "U", "proxy_user", Kind.TEXT, "user:password", "proxy credentials"),
+    _value("noproxy", None, "noproxy", Kind.TEXT, "hosts", "hosts to reach directly ('*': all)"),
     _value("socks5", None, "socks5", Kind.TEXT, "host[:port]", "SOCKS5 proxy, names resolved here"),
     _value(
         "socks5-hostname", None, "socks5_hostname", Kind.TEXT, "host[:port]", "SOCKS5, remote DNS"

@@ -4,14 +4,18 @@ As in curl: a ``-x`` value without a scheme is an HTTP proxy; the SOCKS
 options take ``host[:port]`` and win over ``-x``; ``-U user:password`` gives
 the proxy credentials (over any in the URL); ``-x ''`` means no proxy at all,
 not even one from the environment, which is otherwise read as curl does.
+``--noproxy hosts`` lists the hosts reached directly; without it the
+environment's ``no_proxy`` applies, to a ``-x`` proxy too (as in curl).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import quote
 
 import trio_conpool as cp
 
+from .._proxy_env import no_proxy_from_env
 from ._options import Options, UsageError
 
 
@@ -36,6 +40,13 @@ def proxy_of(options: Options) -> cp.Proxy | None:
     except ValueError as exc:
         raise UsageError(f"option {option}: {exc}") from None
     return proxy
+
+
+def no_proxy_of(options: Options, environ: Mapping[str, str]) -> str | None:
+    """The hosts that bypass the proxy: ``--noproxy``, else the environment's."""
+    if options.noproxy is not None:
+        return options.noproxy
+    return no_proxy_from_env(environ) if trust_env(options) else None
 
 
 def trust_env(options: Options) -> bool:

@@ -20,7 +20,7 @@ from ._failures import ExitCode
 from ._options import HttpMode, Options
 from ._output import OrderedStdout, file_mode
 from ._progress import NoProgress, Progress, TerminalProgress
-from ._proxy import proxy_of, trust_env
+from ._proxy import no_proxy_of, proxy_of, trust_env
 from ._request import RequestPlan
 from ._stats import RunStats, report
 from ._trace import Tracer
@@ -51,6 +51,7 @@ def session_for(options: Options, tracer: Tracer) -> Session:
         follow_redirects=False,
         proxy=proxy_of(options),
         trust_env=trust_env(options),
+        no_proxy=no_proxy_of(options, os.environ),
         trace=tracer,
     )
 
