@@ -4,8 +4,8 @@ Theory of operation: the connection's own task reads frames and feeds them to
 h2; every request stream gets a task in the connection's nursery, which waits
 for the request body, records the :class:`ReceivedRequest` and plays its
 :class:`Reply`. Since h2 is a sans-IO state machine, every task mutates it
-synchronously and then calls :meth:`H2Connection._flush`, which hands the
-connection's whole output to the *writer* task and waits until it is written.
+synchronously and then flushes: the *writer* task (:mod:`._h2_writer`) writes
+the connection's whole output and the task waits until it is written.
 Only the writer writes, so frames are always complete when written and
 concurrent streams never interleave mid-frame; and a stream task cancelled
 mid-flush (the client reset its stream) cannot lose the frames of the other
@@ -63,10 +63,10 @@ from ._h2_faults import (
     ChangeSettings,
     DropConnection,
     GoAway,
-    OutputMeter,
     ResetRule,
     SentGoAway,
 )
+from ._h2_writer import Dropped, FrameWriter
 from ._script import Handler, ReceivedRequest, Refusal, Reply
 from ._server import RECEIVE_SIZE, SERVER_HEADER, Ending
 
@@ -114,10 +114,6 @@ class _Stream:
         return next((v.decode("latin-1") for n, v in self.headers if n == name), "")
 
 
-class _Dropped(Exception):
-    """A :class:`DropConnection` fault ended the connection: nothing more is sent."""
-
-
 class H2Connection:
     """Serve one transport stream with HTTP/2 until either side ends the connection."""
 
@@ -139,17 +135,13 @@ class H2Connection:
         self._received = 0  # request streams received: the ordinal of the latest
         self._highest = 0  # the highest request stream id received
         self._answered = 0  # the highest stream id that began its answer
-        # The writer: tasks bump _queued and set _wake; it sets _written to the
-        # ticket it has sent and fires _flushed (_write_failed if it could not).
-        self._queued = 0
-        self._written = 0
-        self._wake = trio.Event()
-        self._flushed = trio.Event()
-        self._write_failed = False
-        self._outbox: list[tuple[bytes, bool]] = []  # (bytes, whole frames?) before h2's
-        self._meter = OutputMeter()
-        self._dropped = False
-        self._sealed = False  # an error GOAWAY is queued: nothing may follow it
+        self._writer = FrameWriter(
+            self._conn,
+            stream,
+            drops=lambda: server._drops_for(slot.index),
+            on_drop=self._drop,
+            on_lost=self._lost,
+        )
         self._window_changed = trio.Event()
         self._refuse_above: int | None = None  # a GOAWAY's last stream id, once decided
         self._goaway_sent = False  # ... and written: the connection may end once drained
@@ -163,17 +155,17 @@ class H2Connection:
         """Serve streams until the connection should end, and say how to end it."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            nursery.start_soon(self._write_frames)
+            nursery.start_soon(self._writer.run)
             try:
                 self._conn.initiate_connection()
                 self._conn.update_settings(self._settings)
                 self._fire_triggers(0)
-                await self._flush()
+                await self._writer.flush()
                 with self._reader_scope:
                     await self._read_frames()
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._lost()
-            except _Dropped:
+            except Dropped:
                 pass
             finally:
                 self._nursery = None
@@ -188,7 +180,7 @@ class H2Connection:
             self._settings = {**self._settings, **settings}  # for a connection not yet started
             return
         self._conn.update_settings(settings)
-        self._kick()
+        self._writer.kick()
 
     def release_window_updates(self) -> None:
         """Acknowledge the DATA held while window updates were paused (the
@@ -197,7 +189,7 @@ class H2Connection:
         for length, stream_id in held:
             self._acknowledge(length, stream_id)
         if held and self._nursery is not None:
-            self._kick()
+            self._writer.kick()
 
     async def send_goaway(
         self,
@@ -213,7 +205,7 @@ class H2Connection:
             return
         if two_step:
             self._queue_goaway(MAX_STREAM_ID, 0)
-            await self._flush_quietly()
+            await self._writer.flush_quietly()
         if delay:
             await trio.sleep(delay)
         self._decide_goaway(last_stream_id, error_code)
@@ -256,15 +248,13 @@ class H2Connection:
 
     def _queue_goaway(self, last_stream_id: int, error_code: int) -> None:
         frame = GoAwayFrame(0, last_stream_id=last_stream_id, error_code=error_code)
-        self._queue_raw(frame.serialize(), framed=True)
-        # RFC 9113 §5.4.1: after an error GOAWAY the connection closes; frames
-        # queued later (answers, refusals) are never sent.
-        self._sealed = self._sealed or error_code != 0
+        self._writer.queue_raw(frame.serialize(), framed=True)
+        if error_code:
+            self._writer.seal()
         self._server._record_goaway(SentGoAway(self._slot.index, last_stream_id, error_code))
 
     async def _finish_goaway(self, error_code: int) -> None:
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, _Dropped):
-            await self._flush()
+        await self._writer.flush_quietly()
         # Only now may a drained connection end, so the frame is never cut off.
         self._goaway_sent = True
         if error_code or not self._streams:
@@ -285,13 +275,13 @@ class H2Connection:
             try:
                 events = self._conn.receive_data(bytes(data))
             except h2.exceptions.ProtocolError:
-                await self._flush()  # h2 has queued a GOAWAY with the reason
+                await self._writer.flush()  # h2 has queued a GOAWAY with the reason
                 return
             for event in events:
                 if not self._handle(event):
-                    await self._flush()
+                    await self._writer.flush()
                     return
-            await self._flush()  # SETTINGS/PING acks, window updates, refusals
+            await self._writer.flush()  # SETTINGS/PING acks, window updates, refusals
 
     def _handle(self, event: h2.events.Event) -> bool:
         """Apply one event; False when the client has ended the connection."""
@@ -384,13 +374,13 @@ class H2Connection:
             # connection-specific header): a bug in the test.
             self._server._record_error(exc)
             with contextlib.suppress(
-                h2.exceptions.ProtocolError, _Dropped, trio.BrokenResourceError
+                h2.exceptions.ProtocolError, Dropped, trio.BrokenResourceError
             ):
                 self._conn.reset_stream(stream.stream_id, _CODES.INTERNAL_ERROR)
-                await self._flush()
+                await self._writer.flush()
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self._lost()
-        except _Dropped:
+        except Dropped:
             pass
         finally:
             del self._streams[stream.stream_id]
@@ -469,7 +459,7 @@ class H2Connection:
         await self._begin_answer(stream)
         self._conn.reset_stream(stream.stream_id, code)
         self._record(stream, _REFUSALS.get(code))
-        await self._flush()
+        await self._writer.flush()
 
     async def _answer(self, stream: _Stream, reply: Reply, *, head_only: bool) -> None:
         stream_id = stream.stream_id
@@ -478,8 +468,8 @@ class H2Connection:
         if reply.raw is not None:
             # Bytes instead of a response, between whole frames of the others.
             await self._begin_answer(stream)
-            self._queue_raw(reply.raw, framed=False)
-            await self._flush()
+            self._writer.queue_raw(reply.raw, framed=False)
+            await self._writer.flush()
             if not reply.keep_open:
                 self._reader_scope.cancel()
             return
@@ -492,13 +482,13 @@ class H2Connection:
         no_body = head_only or not reply.pieces
         await self._begin_answer(stream)
         self._conn.send_headers(stream_id, self._headers(reply), end_stream=no_body)
-        await self._flush()
+        await self._writer.flush()
         if not no_body:
             if await self._send_body(stream_id, reply):
                 self._conn.end_stream(stream_id)
             else:  # truncate_to: a body cut short is a reset stream in HTTP/2
                 self._conn.reset_stream(stream_id, _CODES.INTERNAL_ERROR)
-            await self._flush()
+            await self._writer.flush()
         if reply.close_after:
             await self.send_goaway(stream_id, 0)
         elif reply.close_silently_after:
@@ -535,73 +525,16 @@ class H2Connection:
                 continue
             self._conn.send_data(stream_id, data[:window])
             data = data[window:]
-            await self._flush()
-
-    def _queue_raw(self, data: bytes, *, framed: bool) -> None:
-        """Queue bytes h2 knows nothing of, behind everything h2 queued so far."""
-        self._outbox.append((self._conn.data_to_send(), True))
-        self._outbox.append((data, framed))
-
-    def _kick(self) -> int:
-        """Have the writer send everything queued; returns a ticket for :meth:`_flush`."""
-        self._queued += 1
-        self._wake.set()
-        return self._queued
-
-    async def _flush(self) -> None:
-        """Have the writer send everything queued so far, and wait until it has.
-
-        Raises:
-            _Dropped: a :class:`DropConnection` fault ended the connection
-                (now, or before).
-            trio.BrokenResourceError: the write failed (the peer is gone).
-        """
-        ticket = self._kick()
-        while self._written < ticket:
-            if self._dropped:
-                raise _Dropped
-            if self._write_failed:
-                raise trio.BrokenResourceError("the connection broke while writing")
-            await self._flushed.wait()
-
-    async def _write_frames(self) -> None:
-        """The writer task: the only one that writes to the transport."""
-        while not (self._dropped or self._write_failed):
-            await self._wake.wait()
-            self._wake = trio.Event()
-            ticket = self._queued
-            segments = self._outbox
-            self._outbox = []
-            later = self._conn.data_to_send()
-            if not self._sealed:
-                segments.append((later, True))
-            data, drop = self._meter.take(segments, self._server._drops_for(self._slot.index))
-            try:
-                if data:
-                    await self._stream.send_all(data)
-                if drop is not None:
-                    await self._drop(drop)
-                else:
-                    self._written = ticket
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self._write_failed = True
-                self._lost()
-            self._flushed.set()
-            self._flushed = trio.Event()
+            await self._writer.flush()
 
     async def _drop(self, drop: DropConnection) -> None:
-        self._dropped = True
         if drop.reset:
             await reset_stream(self._stream)
             self._ending = Ending.ABORT
         self._reader_scope.cancel()
 
-    async def _flush_quietly(self) -> None:
-        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, _Dropped):
-            await self._flush()
-
     def _lost(self) -> None:
         """The transport broke under us (reset by the peer)."""
-        if not self._dropped:
+        if not self._writer.dropped:
             self._ending = Ending.ABORT
         self._reader_scope.cancel()
