@@ -15,7 +15,8 @@ the same story; it keeps no counters of its own.
 Spans follow the HTTP client semantic conventions: one ``CLIENT`` span per
 :meth:`~trio_requests.Session.send` (``get``, ``request`` ...), named after
 the method, from the call until the final response's head or the error,
-with ``http.request.method``, ``url.full`` (no user or password),
+with ``http.request.method``, ``url.full`` (no user or password, and the
+values of signed-URL parameters such as ``Signature`` redacted),
 ``server.address``, ``server.port``, ``url.scheme``,
 ``http.response.status_code``, ``network.protocol.version``, ``error.type``
 and ``http.request.resend_count``. Its events: ``pool.wait`` (the request
@@ -102,6 +103,9 @@ _METHODS = frozenset(
     ("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "QUERY", "TRACE")
 )
 _VERSIONS = {"HTTP/1.0": "1.0", "HTTP/1.1": "1.1", "HTTP/2": "2"}
+#: Query parameters whose values the conventions say to redact in url.full
+#: (signed-URL credentials).
+_SECRET_PARAMS = frozenset(("AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature"))
 _TLS_VERSIONS = {"TLSv1.2": "1.2", "TLSv1.3": "1.3"}
 
 Attributes = dict[str, str | int | float | bool]
@@ -221,7 +225,7 @@ class OpenTelemetry:
         span = self._tracer.start_span(
             "HTTP" if method == "_OTHER" else method,
             kind=SpanKind.CLIENT,
-            attributes={**attributes, "url.full": event.url},
+            attributes={**attributes, "url.full": _redacted(event.url)},
         )
         if method == "_OTHER":
             span.set_attribute("http.request.method_original", event.method)
@@ -354,6 +358,20 @@ class OpenTelemetry:
                         Observation(count, {**attributes, "http.connection.state": state})
                     )
         return observations
+
+
+def _redacted(url: str) -> str:
+    """*url* with the values of signed-URL credentials replaced by
+    ``REDACTED`` (user and password are never in it)."""
+    base, mark, query = url.partition("?")
+    if not mark:
+        return url
+    params = query.split("&")
+    for i, param in enumerate(params):
+        name, equals, _ = param.partition("=")
+        if equals and name in _SECRET_PARAMS:
+            params[i] = f"{name}=REDACTED"
+    return f"{base}?{'&'.join(params)}"
 
 
 def _endpoint_attributes(endpoint: cp.Endpoint) -> Attributes:

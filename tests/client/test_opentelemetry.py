@@ -276,3 +276,17 @@ async def test_open_connections_are_read_from_the_exporters_thread(
     points = _points(data, HTTP_CLIENT_OPEN_CONNECTIONS)
     values = sorted((p.attributes[HTTP_CONNECTION_STATE], p.value) for p in points)
     assert values == [("active", 0), ("idle", 1)]
+
+
+async def test_signed_url_credentials_are_redacted_in_url_full(
+    server: H11Server, telemetry: Telemetry
+) -> None:
+    server.route("GET", "/file", Reply(200))
+    query = "?X-Goog-Signature=abc123&keep=1&sig=zzz&Signature"
+    async with tr.Session(trace=telemetry.otel) as s:
+        await s.get(f"http://127.0.0.1:{server.port}/file{query}")
+    (span,) = telemetry.finished()
+    assert _attrs(span)[URL_FULL] == (
+        f"http://127.0.0.1:{server.port}/file"
+        "?X-Goog-Signature=REDACTED&keep=1&sig=REDACTED&Signature"
+    )
