@@ -18,9 +18,10 @@ the method, from the call until the final response's head or the error,
 with ``http.request.method``, ``url.full`` (no user or password, and the
 values of signed-URL parameters such as ``Signature`` redacted),
 ``server.address``, ``server.port``, ``url.scheme``,
-``http.response.status_code``, ``network.protocol.version``, ``error.type``
-and ``http.request.resend_count``. Its events: ``pool.wait`` (the request
-queued for a connection), ``connect`` and ``connect.failed``,
+``http.response.status_code``, ``network.protocol.version``, ``error.type``,
+``http.request.resend_count`` and ``network.peer.address``/``port``. Its
+events: ``pool.wait`` (the request queued for a connection), ``connect`` and
+``connect.failed``,
 ``tls.handshake``, ``retry``, ``http2.goaway`` (a GOAWAY made it go
 elsewhere) and ``redirect``. The span is a child of the span current in
 the calling task.
@@ -79,6 +80,7 @@ from trio_conpool.events import (
     ConnectFailed,
     ConnectFinished,
     ConnectionClosed,
+    ConnectionReused,
     Event,
     PoolClosing,
     PoolOpened,
@@ -198,6 +200,7 @@ class OpenTelemetry:
             PoolWaitFinished: self._waited,
             ConnectFinished: self._connected,
             ConnectFailed: self._connect_failed,
+            ConnectionReused: self._reused,
             ConnectionClosed: self._closed,
             RetryScheduled: self._retry,
             Redirected: self._redirected,
@@ -289,7 +292,9 @@ class OpenTelemetry:
         if request is None:
             return
         span = request.span
-        span.add_event("connect", {"duration": event.duration, **_peer(event.peer)})
+        peer = _peer(event.peer)
+        span.set_attributes(peer)
+        span.add_event("connect", {"duration": event.duration, **peer})
         if event.tls_version is not None:
             tls: Attributes = {
                 "tls.protocol.name": "tls",
@@ -300,6 +305,10 @@ class OpenTelemetry:
             if event.alpn is not None:
                 tls["tls.next_protocol"] = event.alpn
             span.add_event("tls.handshake", tls)
+
+    def _reused(self, event: ConnectionReused) -> None:
+        if request := self._request():
+            request.span.set_attributes(_peer(event.peer))
 
     def _connect_failed(self, event: ConnectFailed) -> None:
         if request := self._request():

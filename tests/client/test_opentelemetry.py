@@ -30,7 +30,11 @@ from opentelemetry.semconv.attributes.http_attributes import (
     HTTP_REQUEST_RESEND_COUNT,
     HTTP_RESPONSE_STATUS_CODE,
 )
-from opentelemetry.semconv.attributes.network_attributes import NETWORK_PROTOCOL_VERSION
+from opentelemetry.semconv.attributes.network_attributes import (
+    NETWORK_PEER_ADDRESS,
+    NETWORK_PEER_PORT,
+    NETWORK_PROTOCOL_VERSION,
+)
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 from opentelemetry.semconv.attributes.url_attributes import URL_FULL, URL_SCHEME
 from opentelemetry.semconv.metrics.http_metrics import HTTP_CLIENT_REQUEST_DURATION
@@ -119,6 +123,8 @@ async def test_a_request_is_one_client_span_with_the_conventions_attributes(
         URL_SCHEME: "http",
         HTTP_RESPONSE_STATUS_CODE: 200,
         NETWORK_PROTOCOL_VERSION: "1.1",
+        NETWORK_PEER_ADDRESS: "127.0.0.1",
+        NETWORK_PEER_PORT: server.port,
     }
     assert _events(span) == ["connect"]
     assert "secret" not in repr(span.to_json())
