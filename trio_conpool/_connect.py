@@ -38,7 +38,7 @@ import errno
 import functools
 import socket as stdlib_socket
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import trio
@@ -349,7 +349,8 @@ def _proxy_tls_error(proxy: Proxy, endpoint: Endpoint, cause: BaseException) -> 
             f"target {endpoint.host}): {reason}"
         )
     else:
-        message = f"TLS handshake with proxy {proxy} (for {endpoint}) failed: {reason}"
+        target = replace(endpoint, proxy=None)  # the proxy is named already
+        message = f"TLS handshake with proxy {proxy} (for {target}) failed: {reason}"
     return ProxyError(message, endpoint=endpoint, proxy=proxy)
 
 

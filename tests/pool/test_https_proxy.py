@@ -124,7 +124,8 @@ async def test_proxy_that_does_not_speak_tls(
     endpoint = Endpoint("localhost", 443, proxy=proxy)
     with trio.fail_after(5), pytest.raises(ProxyError) as info:
         await open_transport(endpoint, timeout=5)
-    assert str(info.value).startswith(f"TLS handshake with proxy {proxy} (for {endpoint}) failed")
+    expected = f"TLS handshake with proxy {proxy} (for tcp://localhost:443) failed: "
+    assert str(info.value).startswith(expected)
     assert isinstance(info.value.__cause__, ssl.SSLError)
 
 
