@@ -12,6 +12,9 @@ the host its URL names, together with everything after it on that
 connection (so the target server sees the absolute-form target). When
 either side of a relay ends, the proxy closes both, its TLS side with a
 close_notify, as tinyproxy and squid do.
+
+:func:`start_tls_front` is only the TLS: it puts it in front of a real
+proxy (tinyproxy, in tests/interop), which does the rest.
 """
 
 from __future__ import annotations
@@ -131,6 +134,32 @@ async def start_tls_proxy(nursery: trio.Nursery, proxy: TLSProxy) -> TLSProxy:
     listeners = await nursery.start(partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
     proxy.port = listeners[0].socket.getsockname()[1]
     return proxy
+
+
+async def start_tls_front(nursery: trio.Nursery, cert: trustme.LeafCert, port: int) -> int:
+    """TLS termination in front of the plain proxy on 127.0.0.1:*port* (what
+    stunnel or nginx's stream module would do), on an ephemeral loopback
+    port, which it returns: every byte after the handshake is relayed as it
+    is, so the proxy behind answers CONNECT and forwarded requests itself."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    context.set_alpn_protocols(["http/1.1"])
+
+    async def front(tcp: trio.SocketStream) -> None:
+        async with tcp:
+            tls = trio.SSLStream(tcp, context, server_side=True)
+            try:
+                await tls.do_handshake()
+            except trio.BrokenResourceError:
+                return
+            async with await trio.open_tcp_stream("127.0.0.1", port) as behind:
+                await _relay(tls, behind)
+            with trio.move_on_after(1):
+                await tls.aclose()
+
+    listeners = await nursery.start(partial(trio.serve_tcp, front, 0, host="127.0.0.1"))
+    front_port: int = listeners[0].socket.getsockname()[1]
+    return front_port
 
 
 async def _wait_for_eof(stream: trio.abc.Stream) -> None:
