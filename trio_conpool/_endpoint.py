@@ -53,8 +53,10 @@ class Endpoint:
         port: TCP port, 1-65535.
         tls: wrap connections in TLS with this configuration; ``None`` is
             plain text.
-        proxy: reach *host* through this proxy's tunnel (HTTP CONNECT or
-            SOCKS5); TLS, if any, then runs inside the tunnel, end to end.
+        proxy: reach *host* through this proxy's tunnel (HTTP CONNECT, in
+            TLS with an https proxy, or SOCKS5); TLS, if any, then runs
+            inside the tunnel, end to end (TLS in TLS through an https
+            proxy). The proxy's own TLS settings are part of the key.
     """
 
     host: str

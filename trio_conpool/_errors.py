@@ -49,7 +49,10 @@ class TLSError(ConnectError):
 class ProxyError(ConnectError):
     """The proxy did not open the tunnel: it refused (an HTTP status or a
     SOCKS5 reply code, quoted in the message), wanted other credentials,
-    or answered something that is not its protocol.
+    answered something that is not its protocol, or (an https proxy) failed
+    its TLS handshake: the message then says that the certificate was the
+    proxy's, and the :class:`ssl.SSLError` is chained. Not a
+    :class:`TLSError`, which is always about the target.
 
     Attributes:
         proxy: the :class:`~trio_conpool.Proxy` concerned (printed without

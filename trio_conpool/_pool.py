@@ -297,7 +297,7 @@ class Pool(Generic[S]):
             if check is IdleCheck.CLOSED:
                 return False
             if check is IdleCheck.DATA and not (
-                connection.transport.tls_version and await probe_tls_idle(connection.transport)
+                connection.transport.encrypted and await probe_tls_idle(connection.transport)
             ):
                 return False
         if self.config.health_check is not None:

@@ -1,9 +1,11 @@
-"""Tunnels through a proxy: HTTP CONNECT and SOCKS5, on a connected socket.
+"""Tunnels through a proxy: HTTP CONNECT and SOCKS5, on a connected stream.
 
-:func:`open_tunnel` runs after the TCP connect to the proxy and before any
-TLS to the target, inside :func:`~trio_conpool._connect.open_transport`'s
-deadline, so a proxy that never answers is a ``ConnectTimeout`` like a
-target that never answers. Every failure is a :class:`ProxyError` naming the
+:func:`open_tunnel` runs after the TCP connect to the proxy (and, for an
+https proxy, the TLS handshake with it: the stream is then that TLS
+stream, and the CONNECT exchange is encrypted) and before any TLS to the
+target, inside :func:`~trio_conpool._connect.open_transport`'s deadline,
+so a proxy that never answers is a ``ConnectTimeout`` like a target that
+never answers. Every failure is a :class:`ProxyError` naming the
 proxy, the target and what the proxy said; the caller closes the socket.
 
 Both handshakes stop reading exactly at the end of the proxy's answer (the
@@ -54,7 +56,7 @@ async def open_tunnel(
     """
     target = _authority(endpoint.host, endpoint.port)
     try:
-        if proxy.scheme == "http":
+        if proxy.speaks_http:
             await _http_connect(stream, proxy, endpoint, target)
         else:
             await _socks5(_Reader(stream, proxy, endpoint, target), proxy, endpoint, dns)

@@ -56,6 +56,16 @@ def _unreachable(proxy: cp.Proxy, exc: cp.ConnectError, request: Request) -> Pro
     return ProxyError(message, request=request, proxy=proxy, connected=False)
 
 
+def _proxy_tls_failed(proxy: cp.Proxy, exc: cp.TLSError, request: Request) -> ProxyError:
+    """A forward proxy's TLS handshake failure, which the pool saw as an
+    endpoint's: say that it was the proxy's, not the target's."""
+    message = (
+        f"TLS with proxy {proxy} (for {request.url.scheme}://{request.url.authority}) failed, "
+        f"the proxy's certificate or handshake, not the target's: {exc}"
+    )
+    return ProxyError(message, request=request, proxy=proxy)
+
+
 def _mapped(exc: cp.PoolError, request: Request) -> RequestError:
     """trio_conpool's error as ours (the caller chains the original)."""
     message = str(exc)
@@ -222,6 +232,8 @@ class Exchanger:
         except cp.PoolError as exc:
             if forward is not None and type(exc) is cp.ConnectError:
                 raise _unreachable(forward, exc, request) from exc
+            if forward is not None and isinstance(exc, cp.TLSError):
+                raise _proxy_tls_failed(forward, exc, request) from exc
             raise _mapped(exc, request) from exc
         if isinstance(lease.state, HTTP2Connection):
             return await self._exchange_h2(lease, lease.state, request, timeout)

@@ -89,10 +89,17 @@ class Session:
             takes a :class:`Request` and returns it (possibly modified).
         cookies: initial cookies; the Session keeps cookies it receives.
         proxy: send every request through this proxy: a URL
-            (``http://user:pass@host:3128``, ``socks5://``, ``socks5h://``)
-            or a :class:`trio_conpool.Proxy`. https URLs are tunnelled
-            (CONNECT or SOCKS5) with TLS, and HTTP/2, inside; http URLs go
-            to an HTTP proxy in absolute-form.
+            (``http://user:pass@host:3128``, ``https://``, ``socks5://``,
+            ``socks5h://``) or a :class:`trio_conpool.Proxy`. https URLs are
+            tunnelled (CONNECT or SOCKS5) with TLS, and HTTP/2, inside; http
+            URLs go to an HTTP proxy in absolute-form. An ``https://``
+            proxy is spoken to over TLS, its certificate checked as
+            *proxy_verify* says (a Proxy object brings its own
+            ``ssl_context`` instead).
+        proxy_verify: how to verify https proxies given by URL (here or in
+            the environment), in *verify*'s terms; None (the default): as
+            *verify*, one trust store for proxies and servers, as requests
+            and curl have by default.
         trust_env: without *proxy*, take proxies from ``http_proxy``,
             ``https_proxy``, ``all_proxy`` and ``no_proxy`` (either case) as
             they are when the Session is made, like curl and requests.
@@ -128,6 +135,7 @@ class Session:
         auth: Auth | None = None,
         cookies: Cookies | Mapping[str, str] | None = None,
         proxy: ProxyArg = None,
+        proxy_verify: Verify | None = None,
         trust_env: bool = True,
         no_proxy: str | None = None,
         trace: Trace | None = None,
@@ -165,7 +173,12 @@ class Session:
         self._h2_counters = H2Counters()
         self._pool_config = pool or cp.PoolConfig(connect_timeout=None)
         self._ssl_context = ssl_context(verify)
-        self._proxies = ProxyChooser(proxy, trust_env=trust_env, no_proxy=no_proxy)
+        self._proxies = ProxyChooser(
+            proxy,
+            trust_env=trust_env,
+            ssl_context=self._ssl_context if proxy_verify is None else ssl_context(proxy_verify),
+            no_proxy=no_proxy,
+        )
         self._routes: dict[tuple[str, str, int], Route] = {}
         #: origins whose server said HTTP_1_1_REQUIRED: the protocol hint "h1"
         self._http11_only: set[tuple[str, str, int]] = set()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 from types import MappingProxyType
 
 import pytest
@@ -392,9 +393,13 @@ def test_property_never_raises(host: str, port: int, no_proxy: str) -> None:
 
 # -- no_proxy given by the caller (Session(no_proxy=...), the CLI's --noproxy) ----------
 
+CONTEXT = ssl.create_default_context()
+
 
 def _chooser(proxy: str | None, no_proxy: str | None, environ: dict[str, str]) -> ProxyChooser:
-    return ProxyChooser(proxy, trust_env=True, no_proxy=no_proxy, environ=environ)
+    return ProxyChooser(
+        proxy, trust_env=True, ssl_context=CONTEXT, no_proxy=no_proxy, environ=environ
+    )
 
 
 def _chosen(chooser: ProxyChooser, url: str) -> str | None:

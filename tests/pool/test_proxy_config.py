@@ -4,6 +4,7 @@ in str/repr/errors, identity (eq/hash), and proxies on Endpoints."""
 from __future__ import annotations
 
 import base64
+import ssl
 
 import pytest
 
@@ -21,6 +22,8 @@ SECRET = "s3cr3t-Pa55"
     [
         ("http://proxy.test:3128", "http"),
         ("HTTP://proxy.test:3128", "http"),
+        ("https://proxy.test:3128", "https"),
+        ("HTTPS://proxy.test:3128", "https"),
         ("socks5://proxy.test:3128", "socks5"),
         ("SOCKS5://proxy.test:3128", "socks5"),
         ("socks5h://proxy.test:3128", "socks5h"),
@@ -41,6 +44,11 @@ def test_exported() -> None:
 def test_default_port_is_1080(scheme: str) -> None:
     assert Proxy(f"{scheme}://proxy.test").port == 1080
     assert Proxy(f"{scheme}://proxy.test/").port == 1080
+
+
+def test_https_default_port_is_443_as_in_curl() -> None:
+    assert Proxy("https://proxy.test").port == 443
+    assert str(Proxy("https://proxy.test/")) == "https://proxy.test:443"
 
 
 def test_explicit_port() -> None:
@@ -186,7 +194,6 @@ def test_escaped_and_plain_spelling_are_the_same_proxy() -> None:
 @pytest.mark.parametrize(
     "url",
     [
-        f"https://alice:{SECRET}@proxy.test:3128",
         f"ftp://alice:{SECRET}@proxy.test:3128",
         f"socks4://alice:{SECRET}@proxy.test:3128",
         f"http://alice:{SECRET}@:3128",  # no host
@@ -210,13 +217,48 @@ def test_invalid_urls_raise_without_the_password(url: str) -> None:
     assert SECRET not in str(info.value)
 
 
-def test_https_error_hints_at_http() -> None:
-    with pytest.raises(ValueError, match=r"write http:// for an HTTP proxy") as info:
-        Proxy(f"https://alice:{SECRET}@proxy.test:3128")
+def test_unsupported_scheme_lists_the_supported_ones() -> None:
+    with pytest.raises(ValueError) as info:
+        Proxy(f"socks4://alice:{SECRET}@proxy.test:3128")
     message = str(info.value)
     assert "unsupported proxy scheme" in message
+    assert "http, https, socks5, socks5h" in message
     assert "alice:***@proxy.test:3128" in message
     assert SECRET not in message
+
+
+def test_https_proxy_credentials_make_a_basic_header() -> None:
+    proxy = Proxy(f"https://alice:{SECRET}@proxy.test")
+    assert proxy.speaks_http
+    expected = base64.b64encode(f"alice:{SECRET}".encode()).decode()
+    assert proxy.proxy_authorization == f"Basic {expected}"
+    assert not Proxy("socks5h://proxy.test").speaks_http
+
+
+def test_ssl_context_is_part_of_the_identity() -> None:
+    one, other = ssl.create_default_context(), ssl.create_default_context()
+    assert Proxy("https://p.test", ssl_context=one) == Proxy("https://p.test", ssl_context=one)
+    assert Proxy("https://p.test", ssl_context=one) != Proxy("https://p.test", ssl_context=other)
+    assert Proxy("https://p.test", ssl_context=one) != Proxy("https://p.test")
+    target = Endpoint("t.test", 443, proxy=Proxy("https://p.test", ssl_context=one))
+    assert target != Endpoint("t.test", 443, proxy=Proxy("https://p.test", ssl_context=other))
+    assert len({Proxy("https://p.test", ssl_context=c) for c in (one, one, other)}) == 2
+
+
+def test_ssl_context_is_not_shown() -> None:
+    proxy = Proxy("https://p.test", ssl_context=ssl.create_default_context())
+    assert repr(proxy) == "Proxy('https://p.test:443')"
+
+
+@pytest.mark.parametrize("scheme", ["http", "socks5", "socks5h"])
+def test_ssl_context_only_for_https(scheme: str) -> None:
+    with pytest.raises(ValueError, match="for https:// proxies"):
+        Proxy(f"{scheme}://p.test", ssl_context=ssl.create_default_context())
+
+
+def test_ssl_context_must_be_a_context() -> None:
+    with pytest.raises(ValueError, match=r"must be an ssl\.SSLContext"):
+        Proxy("https://p.test", ssl_context="/etc/ssl/ca.pem")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -189,21 +189,40 @@ def _connect(exc: ConnectError) -> Failure:
 
 
 def _proxy(exc: ProxyError) -> Failure:
-    """As curl: the proxy unresolvable (5) or unreachable (7), its CONNECT
-    answer not 2xx (56), its SOCKS5 handshake failed (97)."""
+    """As curl: the proxy unresolvable (5) or unreachable (7), its TLS
+    handshake failed (60 for its certificate, else 35, as for a server's),
+    its CONNECT answer not 2xx (56), its SOCKS5 handshake failed (97)."""
     proxy = exc.proxy
     if proxy is None:
         return Failure(ExitCode.PROXY, str(exc))
+    where = f"{proxy.host} port {proxy.port}"
     if not exc.connected:
         for cause in causes(exc):
             if isinstance(cause, socket.gaierror):
                 text = f"Could not resolve proxy: {proxy.host} ({cause.strerror})"
                 return Failure(ExitCode.COULDNT_RESOLVE_PROXY, text)
-        where = f"{proxy.host} port {proxy.port}"
         return Failure(ExitCode.COULDNT_CONNECT, f"Failed to connect to {where}: {exc}")
-    if proxy.scheme == "http":
+    if (tls := _proxy_tls(exc, "proxy " + where)) is not None:
+        return tls
+    if proxy.speaks_http:
         return Failure(ExitCode.RECV_ERROR, f"CONNECT tunnel failed: {exc}")
     return Failure(ExitCode.PROXY, f"SOCKS5 handshake failed: {exc}")
+
+
+def _proxy_tls(exc: ProxyError, where: str) -> Failure | None:
+    """An https proxy's TLS handshake failure (an ssl error chained), worded
+    as :func:`_tls` words a server's, with the proxy options to try."""
+    errors = [cause for cause in causes(exc) if isinstance(cause, ssl.SSLError)]
+    for cause in errors:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return Failure(
+                ExitCode.PEER_FAILED_VERIFICATION,
+                f"SSL certificate problem: {cause.verify_message} ({where}); "
+                "pass --proxy-cacert FILE with its issuer, or --proxy-insecure not to verify",
+            )
+    if errors:
+        return Failure(ExitCode.SSL_CONNECT_ERROR, f"TLS connect error with {where}: {exc}")
+    return None
 
 
 def _is_os(exc: BaseException) -> bool:

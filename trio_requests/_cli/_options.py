@@ -85,6 +85,8 @@ class Options:
     retry: int = 0
     proxy: str | None = None
     proxy_user: str | None = None
+    proxy_cacert: str | None = None
+    proxy_insecure: bool = False
     noproxy: str | None = None
     socks5: str | None = None
     socks5_hostname: str | None = None
@@ -173,8 +175,10 @@ SPECS: tuple[Spec, ...] = (
     _value("connect-timeout", None, "connect_timeout", Kind.FLOAT, "seconds", "to connect"),
     _value("max-time", "m", "max_time", Kind.FLOAT, "seconds", "for each whole transfer"),
     _value("retry", None, "retry", Kind.INT, "num", "retry timeouts and 408/429/5xx N times"),
-    _value("proxy", "x", "proxy", Kind.TEXT, "URL", "http:// or socks5(h):// proxy ('': none)"),
+    _value("proxy", "x", "proxy", Kind.TEXT, "URL", "http(s):// or socks5(h):// proxy ('': none)"),
     _value("proxy-user", "U", "proxy_user", Kind.TEXT, "user:password", "proxy credentials"),
+    _value("proxy-cacert", None, "proxy_cacert", Kind.TEXT, "file", "CA bundle for https proxies"),
+    _flag("proxy-insecure", None, "proxy_insecure", "do not verify https proxies"),
     _value("noproxy", None, "noproxy", Kind.TEXT, "hosts", "hosts to reach directly ('*': all)"),
     _value("socks5", None, "socks5", Kind.TEXT, "host[:port]", "SOCKS5 proxy, names resolved here"),
     _value(

@@ -6,6 +6,11 @@ the proxy credentials (over any in the URL); ``-x ''`` means no proxy at all,
 not even one from the environment, which is otherwise read as curl does.
 ``--noproxy hosts`` lists the hosts reached directly; without it the
 environment's ``no_proxy`` applies, to a ``-x`` proxy too (as in curl).
+
+An ``https://`` proxy (from ``-x`` or the environment) is verified against
+``--proxy-cacert FILE``, or not at all with ``--proxy-insecure``, else
+against the system trust store: ``--cacert`` and ``-k`` are for the servers
+only, as in curl.
 """
 
 from __future__ import annotations
@@ -16,11 +21,14 @@ from urllib.parse import quote
 import trio_conpool as cp
 
 from .._proxy_env import no_proxy_from_env
+from .._verify import Verify
 from ._options import Options, UsageError
 
 
-def proxy_of(options: Options) -> cp.Proxy | None:
-    """The proxy for every transfer; None: direct, or the environment's.
+def proxy_of(options: Options) -> str | None:
+    """The proxy URL for every transfer (checked here, so that a bad one is a
+    usage error; the Session applies :func:`proxy_verify` to it); None:
+    direct, or the environment's.
 
     Raises:
         UsageError: the proxy URL is not one we can use.
@@ -36,10 +44,18 @@ def proxy_of(options: Options) -> cp.Proxy | None:
     try:
         proxy = cp.Proxy(url)
         if options.proxy_user is not None:
-            proxy = cp.Proxy(_with_credentials(proxy, options.proxy_user))
+            url = _with_credentials(proxy, options.proxy_user)
+            cp.Proxy(url)
     except ValueError as exc:
         raise UsageError(f"option {option}: {exc}") from None
-    return proxy
+    return url
+
+
+def proxy_verify(options: Options) -> Verify:
+    """How an https proxy's certificate is checked (see the module docstring)."""
+    if options.proxy_insecure:
+        return False
+    return options.proxy_cacert if options.proxy_cacert is not None else True
 
 
 def no_proxy_of(options: Options, environ: Mapping[str, str]) -> str | None:

@@ -20,7 +20,7 @@ from ._failures import ExitCode
 from ._options import HttpMode, Options
 from ._output import OrderedStdout, file_mode
 from ._progress import NoProgress, Progress, TerminalProgress
-from ._proxy import no_proxy_of, proxy_of, trust_env
+from ._proxy import no_proxy_of, proxy_of, proxy_verify, trust_env
 from ._request import RequestPlan
 from ._stats import RunStats, report
 from ._trace import Tracer
@@ -50,6 +50,7 @@ def session_for(options: Options, tracer: Tracer) -> Session:
         retries=_retry(options),
         follow_redirects=False,
         proxy=proxy_of(options),
+        proxy_verify=proxy_verify(options),
         trust_env=trust_env(options),
         no_proxy=no_proxy_of(options, os.environ),
         trace=tracer,
