@@ -70,7 +70,8 @@ class Session:
             connection is closed as dead.
         verify: True (the system trust store), a CA bundle file or
             directory path, an :class:`ssl.SSLContext` (used as given, never
-            modified), or False (no verification: only for tests).
+            modified), or False (no verification: only for tests). A bundle
+            that cannot be read raises ValueError here, naming the path.
         timeout: a :class:`Timeout`, or one number for all phases.
         pool: limits of the connection pool.
         limits: bounds on what responses may ask of us (:class:`Limits`).

@@ -40,6 +40,9 @@ CASES = [
     Case("bad option", lambda s: ["--no-such-option", s.http + "/hello"], 2),
     Case("unsupported protocol", lambda s: ["gopherx://example.org/"], 1),
     Case("bad URL", lambda s: ["http://"], 3),
+    Case(
+        "CA bundle missing", lambda s: ["--cacert", "/nonexistent/ca.pem", s.https + "/hello"], 77
+    ),
     Case("cannot resolve", lambda s: ["http://nonexistent.invalid/"], 6),
     Case("connection refused", lambda s: [f"http://127.0.0.1:{closed_port()}/"], 7),
     Case("HTTP/2 framing error (GOAWAY with an error)", lambda s: _tls(s, s.goaway.url), 16),

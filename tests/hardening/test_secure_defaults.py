@@ -405,3 +405,14 @@ async def test_a_loop_through_a_fragment_is_still_a_loop(server: H11Server) -> N
         with pytest.raises(tr.TooManyRedirects, match="redirect loop"):
             await session.get(server.url + "/a#zero")
     assert [r.path for r in server.requests] == ["/a", "/b"]
+
+
+@pytest.mark.parametrize("content", [None, b"not a certificate\n"])
+def test_an_unreadable_ca_bundle_is_a_clear_error(tmp_path: Path, content: bytes | None) -> None:
+    """verify= naming a missing or non-PEM file fails when the Session is
+    made, naming the path, not later as an OSError from ssl."""
+    path = tmp_path / "ca.pem"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=r"cannot load CA certificates from '.*ca\.pem'"):
+        tr.Session(verify=str(path))

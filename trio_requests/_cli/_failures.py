@@ -68,6 +68,7 @@ class ExitCode(enum.IntEnum):
     GOT_NOTHING = 52  # empty reply
     RECV_ERROR = 56
     PEER_FAILED_VERIFICATION = 60
+    SSL_CACERT_BADFILE = 77  # --cacert / --proxy-cacert cannot be read
     BAD_CONTENT_ENCODING = 61
     HTTP2_STREAM = 92  # an HTTP/2 stream reset
     PROXY = 97  # a SOCKS5 handshake failed

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import trio
 
+from .._verify import ssl_context
 from ._failures import ExitCode, Failure
 from ._help import help_text, version_text
 from ._options import Options, UsageError, parse_args, with_urls
@@ -53,7 +54,20 @@ def _fetch(options: Options) -> int:
     if not options.urls:
         raise UsageError("no URL specified!")
     plan = build_plan(options, _warner(options))
+    _check_ca_files(options)
     return trio.run(run, options, plan, jobs(options))
+
+
+def _check_ca_files(options: Options) -> None:
+    """``--cacert`` and ``--proxy-cacert`` load, or the run fails with
+    curl's 77 before any transfer (curl finds out at its first handshake)."""
+    for path in (options.cacert, options.proxy_cacert):
+        if path is not None:
+            try:
+                ssl_context(path)
+            except ValueError as exc:
+                message = f"error setting certificate verify locations: {exc}"
+                raise Failure(ExitCode.SSL_CACERT_BADFILE, message) from None
 
 
 def _read_arguments(options: Options) -> Options:
