@@ -46,6 +46,9 @@ class Conn:
 class LeaseGrant:
     conn: Conn
     reused: bool
+    #: which lease of the connection this is (1 for its first), fixed when
+    #: granted: several waiters may be granted one multiplexed connection at once
+    use: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -156,7 +156,7 @@ class Ledger:
             self._drain(conn, work, _R.POOL_CLOSED if self.closed else _R.DRAINED)
         elif lease and conn.capacity >= 1:
             self._lease(conn)
-            grant = LeaseGrant(conn, reused=False)
+            grant = LeaseGrant(conn, reused=False, use=conn.uses)
         self._settle(book, now, work)
         return grant, work
 
@@ -206,7 +206,7 @@ class Ledger:
         if conn.state is not _S.IDLE or conn.multiplexed:
             return None
         self._lease(conn)
-        return LeaseGrant(conn, reused=False)
+        return LeaseGrant(conn, reused=False, use=conn.uses)
 
     def give_back(self, grant: LeaseGrant, now: float) -> Work:
         """A background check found the borrowed connection good: idle again
@@ -344,7 +344,7 @@ class Ledger:
             self._lease(conn)
             if reused:
                 book.total_reused += 1
-            return LeaseGrant(conn, reused)
+            return LeaseGrant(conn, reused, conn.uses)
         if not self._may_open(book, demand):
             return None
         if not self._room_in_total(book, work):

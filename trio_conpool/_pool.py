@@ -242,7 +242,7 @@ class Pool(Generic[S]):
             self._call_user_hook(self.config.on_connection_reused, connection.info)
             if trace is not None:
                 info = connection.info
-                trace(ConnectionReused(info.endpoint, conn.uses, info.peer_address))
+                trace(ConnectionReused(info.endpoint, grant.use, info.peer_address))
         return lease
 
     async def check_idle(self) -> int:

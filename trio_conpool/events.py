@@ -179,7 +179,8 @@ class ConnectFailed(Event):
 
 @dataclass(frozen=True, slots=True)
 class ConnectionReused(Event):
-    """``acquire`` was served by a connection used before."""
+    """``acquire`` was served by a connection used before; this lease is
+    its *use_count*-th."""
 
     name: ClassVar[str] = "connection.reused"
     endpoint: Endpoint

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextvars
 import socket
+import ssl
 from collections.abc import Iterator
 from typing import TypeVar
 
@@ -372,3 +373,26 @@ async def test_goaway_replays_refused_streams_and_drains_the_old_connection(
     assert on_second == [1, 2, 3, 4]  # its own streams, not the draining one's
     assert len(rec.of(RequestFinished)) == 6
     assert all(e.error is None and e.status == 200 for e in rec.of(RequestFinished))
+
+
+async def test_leases_granted_together_on_one_h2_connection_count_their_own_use(
+    server_ssl_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    """Cold start: the waiters behind the first connect are granted the new
+    HTTP/2 connection at once; each ConnectionReused says which lease it is."""
+    server_ssl_context.set_alpn_protocols(["h2"])
+    reused: list[int] = []
+
+    def trace(event: Event) -> None:
+        if isinstance(event, ConnectionReused):
+            reused.append(event.use_count)
+
+    async with open_h2_server(ssl_context=server_ssl_context) as server:
+        server.route("GET", "/", Reply(200))
+        async with (
+            tr.Session(verify=client_ssl_context, trace=trace) as s,
+            trio.open_nursery() as nursery,
+        ):
+            for _ in range(5):
+                nursery.start_soon(s.get, server.url + "/")
+    assert sorted(reused) == [2, 3, 4, 5]
