@@ -14,8 +14,8 @@ from typing import Generic, TypeVar
 
 import trio
 
-from ._connect import Transport
 from ._handler import ConnectionInfo, ProtocolHandler
+from ._transport import Transport
 
 S = TypeVar("S")
 logger = logging.getLogger("trio_conpool")

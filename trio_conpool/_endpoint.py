@@ -16,7 +16,7 @@ class TLSConfig:
         ssl_context: the context to use; ``None`` builds
             :func:`ssl.create_default_context` (verification on, TLS >= 1.2).
             The pool never changes the context you pass in (see
-            :func:`trio_conpool._connect.open_tls` for how ALPN is offered).
+            :func:`trio_conpool._tls.open_tls` for how ALPN is offered).
         alpn: protocols to offer by ALPN, in order of preference, e.g.
             ``("h2", "http/1.1")``. Empty: offer none.
         server_hostname: name for SNI and certificate checking; defaults to

@@ -17,12 +17,13 @@ import trio
 from ._books import Conn, ConnectGrant, FailureGrant, Grant, LeaseGrant, Waiter, Work
 from ._breaker import Admission, Gate
 from ._config import DEFAULT, ConnectionHook, PoolConfig
-from ._connect import IdleCheck, open_transport, peek_idle, probe_tls_idle
+from ._connect import open_transport
 from ._connection import PooledConnection
 from ._dns import DNSCache, system_resolver
 from ._endpoint import Endpoint
 from ._errors import ConnectError, ConnectTimeout, PoolClosed, PoolError, PoolTimeout
 from ._handler import ConnectionInfo, Multiplexed, ProtocolHandler, RawStream
+from ._idle_probe import IdleCheck, peek_idle, probe_tls_idle
 from ._lease import Lease, LeaseContext
 from ._ledger import Ledger
 from ._stats import EndpointStats

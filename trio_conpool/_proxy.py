@@ -44,7 +44,7 @@ class Proxy:
             (against the proxy's host name); ``None`` uses the system trust
             store. It is part of the proxy's identity, so tunnels made with
             different proxy TLS settings are never shared. The pool never
-            changes it (ALPN is offered as :func:`~trio_conpool._connect.open_tls`
+            changes it (ALPN is offered as :func:`~trio_conpool._tls.open_tls`
             describes).
 
     Raises:

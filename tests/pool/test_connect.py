@@ -19,7 +19,9 @@ import trio.testing
 import trustme
 
 from trio_conpool import ConnectError, ConnectTimeout, Endpoint, TLSConfig, TLSError
-from trio_conpool._connect import IdleCheck, Transport, open_transport, peek_idle, probe_tls_idle
+from trio_conpool._connect import open_transport
+from trio_conpool._idle_probe import IdleCheck, peek_idle, probe_tls_idle
+from trio_conpool._transport import Transport
 
 Handler = Callable[[trio.SocketStream], Awaitable[None]]
 

@@ -18,7 +18,8 @@ from tests.pool.servers import Server, echo, start_server
 from tests.pool.test_connect import eager_tls_server, roundtrip, serve
 from tests.tls_proxy import TLSProxy, start_tls_proxy
 from trio_conpool import ConnectTimeout, Endpoint, Proxy, ProxyError, TLSConfig
-from trio_conpool._connect import IdleCheck, open_transport, peek_idle, probe_tls_idle
+from trio_conpool._connect import open_transport
+from trio_conpool._idle_probe import IdleCheck, peek_idle, probe_tls_idle
 
 SECRET = "s3cr3t-Pa55"
 

@@ -1,0 +1,149 @@
+"""Checking an idle connection without waiting: is it still reusable?
+
+Before an idle connection is reused the pool asks :func:`peek_idle`, a sync
+look at the raw socket. TLS 1.3 complicates it: servers send NewSessionTicket
+records right after the handshake (RFC 8446 section 4.6.1), so a healthy
+connection that has read nothing since is "readable". :func:`probe_tls_idle`
+settles it by reading through TLS until it would block. It can stop exactly
+there because the TLS layer reads from a :class:`ProbeableStream`, which, while
+a probe runs, cancels the probe instead of waiting on an empty socket.
+``SSLStream.receive_some`` survives such a cancellation once the handshake is
+done (only its send path marks the stream broken), so the connection stays
+usable.
+
+Through an https proxy there are two TLS layers: the target's SSLStream reads
+from the proxy's, which reads from the one :class:`ProbeableStream`, over the
+socket. The socket then carries the proxy's records only, so whatever the peek
+sees there (the proxy's tickets, its close_notify, the target's records inside)
+the probe reads through both layers, and a cancellation raised at the bottom
+passes up through both receive paths, leaving both usable. Bytes a TLS layer
+already took off the socket are invisible to the peek, as they are without a
+proxy; a tunnel that ends is still seen, by the proxy's close_notify and EOF.
+"""
+
+from __future__ import annotations
+
+import enum
+import socket as stdlib_socket
+
+import trio
+
+from ._transport import Transport
+
+
+class IdleCheck(enum.Enum):
+    """What :func:`peek_idle` found on an idle connection."""
+
+    #: nothing pending: reusable.
+    CLEAN = "clean"
+    #: EOF or a socket error: the peer is gone.
+    CLOSED = "closed"
+    #: bytes pending. On plain text a protocol violation (not reusable); on
+    #: TLS possibly session tickets, which :func:`probe_tls_idle` can tell.
+    DATA = "data"
+
+
+#: MSG_DONTWAIT is belt and braces: trio sockets are non-blocking anyway.
+_PEEK_FLAGS: int = stdlib_socket.MSG_PEEK | getattr(stdlib_socket, "MSG_DONTWAIT", 0)
+
+
+def peek_idle(transport: Transport) -> IdleCheck:
+    """Check, without blocking or consuming anything, whether the peer of an
+    idle connection closed it or sent something.
+
+    One ``poll`` call when nothing is pending (the common case).
+    """
+    sock = transport.socket
+    if sock.fileno() == -1:
+        return IdleCheck.CLOSED
+    if not sock.is_readable():
+        return IdleCheck.CLEAN
+    # trio's socket offers recv only as an async method, and its stdlib
+    # socket is private. So borrow the descriptor: a stdlib socket object on
+    # the same fd (family/type/proto given, so no probing syscalls), detached
+    # at once so it never closes the fd. os.dup would cost two syscalls and
+    # os.read would consume the bytes the protocol has yet to read.
+    borrowed = stdlib_socket.socket(sock.family, sock.type, sock.proto, fileno=sock.fileno())
+    try:
+        pending = borrowed.recv(1, _PEEK_FLAGS)
+    except BlockingIOError:
+        return IdleCheck.CLEAN  # readiness went away (spurious wakeup)
+    except OSError:
+        return IdleCheck.CLOSED  # ECONNRESET and friends
+    finally:
+        borrowed.detach()
+    return IdleCheck.DATA if pending else IdleCheck.CLOSED
+
+
+async def probe_tls_idle(transport: Transport) -> bool:
+    """For an encrypted transport that :func:`peek_idle` found readable: is
+    it still reusable?
+
+    Reads through TLS until reading would block, never waiting on the network.
+    True if only records that carry no application data were pending (TLS 1.3
+    session tickets); False on close_notify, EOF, an error, or application
+    data nobody asked for (it is consumed, so the connection must be dropped).
+
+    Through an https proxy the socket carries the proxy's TLS records, and
+    the target's inside them: the read goes through every layer, and only
+    the bottom one, over the socket, decides that reading would block (a
+    layer above may still hold records the socket no longer shows). So
+    tickets from the proxy, from the target or from both leave the
+    connection reusable; the proxy's close_notify or EOF (its tunnel to the
+    target ended) or the target's do not.
+
+    Raises:
+        TypeError: *transport* is plain text or was not made by open_transport.
+    """
+    stream = transport.stream
+    bottom = _bottom(stream)
+    if not isinstance(stream, trio.SSLStream) or bottom is None:
+        raise TypeError("probe_tls_idle needs a TLS transport made by open_transport")
+    with trio.CancelScope() as probe:
+        bottom.probe = probe
+        try:
+            await stream.receive_some(1)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return False
+        finally:
+            bottom.probe = None
+        return False  # b"" (close_notify or EOF) or unexpected data
+    return True  # cancelled by ProbeableStream: nothing more without waiting
+
+
+def _bottom(stream: trio.abc.Stream) -> ProbeableStream | None:
+    """The :class:`ProbeableStream` under *stream*'s TLS layers, if any."""
+    while isinstance(stream, trio.SSLStream):
+        stream = stream.transport_stream
+    return stream if isinstance(stream, ProbeableStream) else None
+
+
+class ProbeableStream(trio.abc.Stream):
+    """The SocketStream under our SSLStreams, able to refuse to wait.
+
+    While :func:`probe_tls_idle` runs, ``probe`` holds its cancel scope, and a
+    receive that would block cancels that scope instead. Otherwise it only
+    forwards, at the cost of one attribute check per receive. Only the
+    lowest TLS layer reads through one (TLS in TLS has one, at the bottom).
+    """
+
+    __slots__ = ("_stream", "probe")
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self._stream = stream
+        self.probe: trio.CancelScope | None = None
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        if self.probe is not None and not self._stream.socket.is_readable():
+            self.probe.cancel()
+            await trio.lowlevel.checkpoint()  # raises Cancelled, caught by the probe
+        return await self._stream.receive_some(max_bytes)
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self._stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._stream.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
