@@ -14,7 +14,6 @@ import http
 from collections.abc import Callable
 from typing import Any
 
-import h11
 import trio
 
 import trio_conpool as cp
@@ -33,7 +32,7 @@ from ._h2_stream import H2Stream, StreamRefused
 from ._handler import Connection
 from ._headers import Headers
 from ._http2 import HTTP2Connection
-from ._http11 import HTTP11Connection
+from ._http11 import HTTP11Connection, ResponseHead
 from ._limits import Limits
 from ._models import Request, Response
 from ._timeouts import Timeout
@@ -315,26 +314,25 @@ class Exchanger:
 
     def _response(
         self,
-        head: h11.Response,
+        head: ResponseHead,
         lease: cp.Lease[Connection],
         conn: HTTP11Connection,
         request: Request,
         timeout: Timeout,
     ) -> Response:
-        headers = Headers.from_raw(head.headers.raw_items())
-        http_version = "HTTP/1.0" if head.http_version == b"1.0" else "HTTP/1.1"
+        headers = head.headers
         if self._trace is not None:
             self._trace(
                 "response.headers_received",
-                {"status": head.status_code, "http_version": http_version},
+                {"status": head.status_code, "http_version": head.http_version},
             )
         body = H11Body(lease, conn, request, timeout.read)
         response = Response(
             head.status_code,
             request=request,
             headers=headers,
-            reason=head.reason.decode("latin-1"),
-            http_version=http_version,
+            reason=head.reason,
+            http_version=head.http_version,
             stream=body,
             decoder=self._decoder(headers),
         )

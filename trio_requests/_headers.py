@@ -54,6 +54,14 @@ class Headers(MutableMapping[str, str]):
             ]
         return headers
 
+    @classmethod
+    def from_items(cls, items: list[tuple[str, str, str]]) -> Headers:
+        """Taking *items* as they are, ``(lower name, name, value)``: from a
+        parser that validated and decoded them (no copy, no checks)."""
+        headers = cls()
+        headers._items = items
+        return headers
+
     def extend_raw(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
         """Append fields a parser (h11, h2) already validated, as :meth:`from_raw`
         does: a server's fields are taken as sent, not checked as ours are."""
