@@ -90,6 +90,7 @@ class Pool(Generic[S]):
         connect_timeout: float | None = DEFAULT,
         trace: Trace | None = None,
         affinity: Hashable | None = None,
+        checkpoint: bool = True,
     ) -> Lease[S]:
         """Lease a connection to *endpoint*, opening one if the limits allow.
 
@@ -105,6 +106,11 @@ class Pool(Generic[S]):
                 connection last leased with this key is idle, it is the one
                 handed out, for protocols with per-connection state; else
                 any, which then carries the key. Best effort, never a wait.
+            checkpoint: False skips the schedule point when a lease is
+                granted at once (a cancelled call still raises, and a wait
+                or a connect still checkpoints): for callers that reach one
+                right after anyway, such as a driver about to write its
+                request. One scheduler round trip less per lease.
             trace: called with ``("pool.wait_started", {})``,
                 ``("pool.wait_finished", {})``, ``("connect.started", {})``,
                 ``("connect.finished", {"alpn", "tls_version", "tls_session_reused", "peer"})`` and
@@ -125,7 +131,9 @@ class Pool(Generic[S]):
             connect_timeout = self.config.connect_timeout
         deadline = math.inf if pool_timeout is None else trio.current_time() + pool_timeout
         while True:
-            grant = await self._wait_for_grant(endpoint, deadline, pool_timeout, trace, affinity)
+            grant = await self._wait_for_grant(
+                endpoint, deadline, pool_timeout, trace, affinity, checkpoint
+            )
             if isinstance(grant, FailureGrant):
                 raise self._failure(endpoint, grant.error)
             if isinstance(grant, ConnectGrant):
@@ -175,11 +183,13 @@ class Pool(Generic[S]):
         limit: float | None,
         trace: Trace | None,
         affinity: Hashable | None,
+        checkpoint: bool,
     ) -> Grant:
         result, work = self._ledger.request(endpoint, trio.current_time(), affinity)
         self._apply(work)
         if not isinstance(result, Waiter):
-            await trio.lowlevel.cancel_shielded_checkpoint()
+            if checkpoint:
+                await trio.lowlevel.cancel_shielded_checkpoint()
             return result
         if trace is not None:
             trace("pool.wait_started", {})

@@ -212,6 +212,7 @@ class Exchanger:
                 pool_timeout=timeout.pool,
                 connect_timeout=timeout.connect,
                 trace=self._trace,
+                checkpoint=False,  # sending the request is one
             )
         except cp.PoolError as exc:
             if forward is not None and type(exc) is cp.ConnectError:
