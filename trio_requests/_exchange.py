@@ -106,6 +106,14 @@ class H11Body:
             self._end(reusable=self._conn.finish_cycle())
         return data
 
+    def receive_buffered(self) -> bytes | None:
+        if self._done:
+            return None
+        data = self._conn.buffered_body()
+        if data is not None:
+            self._end(reusable=self._conn.finish_cycle())
+        return data
+
     async def aclose(self) -> None:
         self._end(reusable=False)  # a body left unread: state unknown
 
@@ -146,6 +154,9 @@ class H2Body:
         if not data:
             self._end()
         return data
+
+    def receive_buffered(self) -> bytes | None:
+        return None  # DATA frames come through the reader task
 
     async def aclose(self) -> None:
         self._end()

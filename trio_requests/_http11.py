@@ -336,6 +336,16 @@ class HTTP11Connection:
         self._body_left = left - len(data)
         return data
 
+    def buffered_body(self) -> bytes | None:
+        """The rest of a fast-path body if all of it has arrived (e.g. with
+        the head, in the same read); None otherwise."""
+        left = self._body_left
+        if not self._fast or len(self._buffer) < left:
+            return None
+        data, self._buffer = self._buffer[:left], self._buffer[left:]
+        self._body_left = 0
+        return data
+
     def finish_cycle(self) -> bool:
         """After a complete response: ready the connection for the next
         request. False if it cannot be reused (``Connection: close``,

@@ -82,6 +82,12 @@ class ResponseStream(Protocol):
         """The next piece of the (still encoded) body; b"" at the end."""
         ...
 
+    def receive_buffered(self) -> bytes | None:
+        """The rest of the body if all of it has already arrived (the stream
+        then ends, as after receive_some() returned b""); None if reading
+        it takes I/O. Lets aread() skip the chunk loop for small bodies."""
+        ...
+
     async def aclose(self) -> None:
         """Give the connection back (body fully read) or discard it."""
         ...
@@ -211,6 +217,13 @@ class Response:
     async def _read_raw(self) -> bytes:
         if self._consumed:
             raise StreamConsumed("the response body was already read", request=self.request)
+        if self._stream is not None and not self._closed:
+            whole = self._stream.receive_buffered()
+            if whole is not None:
+                self._consumed = True
+                self.num_bytes_downloaded += len(whole)
+                await self.aclose()  # the stream has ended: no I/O
+                return whole
         chunks = []
         while chunk := await self._receive_raw():
             chunks.append(chunk)

@@ -324,12 +324,12 @@ class Session:
         while True:
             callers_cookie = "cookie" in request.headers  # before _frame adds the jar's
             response = await self._send_with_retries(request, limit)
-            seen.add(_hop_key(request, request.headers.get("cookie")))  # as sent
             try:
                 next_request = self._next_hop(
                     request, response, follow, len(history), cookie_from_jar=not callers_cookie
                 )
                 if next_request is not None:
+                    seen.add(_hop_key(request, request.headers.get("cookie")))  # as sent
                     self._refuse_loop(request, next_request, seen)
             except BaseException:
                 await response.aclose()
@@ -462,7 +462,7 @@ class Session:
         """Per-hop headers: Host, cookies, body framing (RFC 9112 §6)."""
         headers = request.headers
         if "host" not in headers:
-            headers["Host"] = request.url.authority
+            headers.add("Host", request.url.authority)  # none to replace
         if "cookie" not in headers and (
             cookie := self.cookies.header_for(str(request.url), time.time())
         ):
