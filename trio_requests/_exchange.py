@@ -243,10 +243,14 @@ class Exchanger:
     ) -> Response:
         start = trio.current_time()
         try:
-            await conn.send_request(request, timeout.write, forward)
-            if self._trace is not None:
-                self._trace("request.sent", {"method": request.method, "url": _shown(request)})
-            head = await conn.receive_response(request, timeout.read, self._limits.max_header_count)
+            head = await conn.exchange(
+                request,
+                timeout.write,
+                timeout.read,
+                self._limits.max_header_count,
+                forward,
+                self._request_sent if self._trace is not None else None,
+            )
             response = self._response(head, lease, conn, request, timeout)
         except BaseException as exc:
             if not lease.done:
@@ -257,6 +261,10 @@ class Exchanger:
             raise
         response.elapsed = datetime.timedelta(seconds=trio.current_time() - start)
         return response
+
+    def _request_sent(self, request: Request) -> None:
+        assert self._trace is not None
+        self._trace("request.sent", {"method": request.method, "url": _shown(request)})
 
     async def _exchange_h2(
         self,

@@ -13,7 +13,8 @@ leaves it in an unknown state and the caller discards it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Iterable
+import math
+from collections.abc import AsyncIterable, Callable, Iterable
 from typing import NamedTuple
 
 import h11
@@ -84,24 +85,66 @@ class HTTP11Connection:
 
     # -- sending ---------------------------------------------------------------
 
-    async def send_request(
-        self, request: Request, write_timeout: float | None, forward: cp.Proxy | None = None
-    ) -> None:
-        """Send the request line, headers and body. A body in memory goes
-        out with the headers in one write. *forward*: this connection is to
-        that HTTP proxy, which is sent the absolute URL and its credentials."""
+    async def exchange(
+        self,
+        request: Request,
+        write_timeout: float | None,
+        read_timeout: float | None,
+        max_header_count: int,
+        forward: cp.Proxy | None = None,
+        on_sent: Callable[[Request], None] | None = None,
+    ) -> ResponseHead:
+        """Send the request (a body in memory goes out with the head in one
+        write), call *on_sent*, and wait for the final response head (1xx
+        interim responses skipped). *forward*: this connection is to that
+        HTTP proxy, which is sent the absolute URL and its credentials."""
         head = None
         if request.stream is None and (forward is None or forward.proxy_authorization is None):
             target = request.url.target if forward is None else request.url.absolute_target
             head = request_head(request.method, target, request.headers, request.content)
-        if head is None:
+        if head is not None:
+            response = await self._exchange_fast(
+                head, request, write_timeout, read_timeout, max_header_count, forward, on_sent
+            )
+            if response is not None:
+                return response
+        else:
             await self._send_h11(request, write_timeout, forward)
-            return
+            if on_sent is not None:
+                on_sent(request)
+        return await self._receive_h11_response(request, read_timeout, max_header_count)
+
+    async def _exchange_fast(
+        self,
+        head: bytes,
+        request: Request,
+        write_timeout: float | None,
+        read_timeout: float | None,
+        max_header_count: int,
+        forward: cp.Proxy | None,
+        on_sent: Callable[[Request], None] | None,
+    ) -> ResponseHead | None:
+        """The fast path's request and response head, under one cancel
+        scope whose deadline moves from the write to each read (one scope
+        instead of two per request: a scope costs as much as parsing the
+        head). None if the response is h11's to read after all."""
         self._fast = True
         self._forward = forward
         self._keep_alive = True
         data = head + request.content if request.content else head
-        await self._send(data, write_timeout, request)
+        with _deadline(write_timeout) as scope:
+            await self._send_raw(data, request)
+            if on_sent is not None:
+                on_sent(request)
+            response = await self._receive_fast_head(request, scope, read_timeout, max_header_count)
+        if scope.cancelled_caught:
+            self.broken = True
+            if not self.bytes_sent:
+                raise WriteTimeout(
+                    f"sending the request took over {write_timeout}s", request=request
+                )
+            raise ReadTimeout(f"no response data within {read_timeout}s", request=request)
+        return response
 
     async def _send_h11(
         self, request: Request, write_timeout: float | None, forward: cp.Proxy | None
@@ -172,9 +215,16 @@ class HTTP11Connection:
             await self._send(data or b"", timeout, request)
 
     async def _send(self, data: bytes, timeout: float | None, request: Request) -> None:
+        with _deadline(timeout) as scope:
+            await self._send_raw(data, request)
+        if scope.cancelled_caught:
+            self.broken = True
+            raise WriteTimeout(f"sending the request took over {timeout}s", request=request)
+
+    async def _send_raw(self, data: bytes, request: Request) -> None:
+        """Write *data* (the caller's scope bounds the time it takes)."""
         try:
-            with _deadline(timeout) as scope:
-                await self._stream.send_all(data)
+            await self._stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             self.broken = True
             if not self._fast:
@@ -183,21 +233,13 @@ class HTTP11Connection:
                 f"the server closed the connection while the request was sent: {exc}",
                 request=request,
             ) from exc
-        if scope.cancelled_caught:
-            self.broken = True
-            raise WriteTimeout(f"sending the request took over {timeout}s", request=request)
         self.bytes_sent += len(data)
 
     # -- receiving -------------------------------------------------------------
 
-    async def receive_response(
+    async def _receive_h11_response(
         self, request: Request, read_timeout: float | None, max_header_count: int
     ) -> ResponseHead:
-        """Wait for the final response head (1xx interim responses skipped)."""
-        if self._fast:
-            head = await self._receive_fast_head(request, read_timeout, max_header_count)
-            if head is not None:
-                return head
         event = await self._receive_h11_head(request, read_timeout, max_header_count)
         return ResponseHead(
             event.status_code,
@@ -207,15 +249,21 @@ class HTTP11Connection:
         )
 
     async def _receive_fast_head(
-        self, request: Request, timeout: float | None, max_header_count: int
+        self,
+        request: Request,
+        scope: trio.CancelScope,
+        timeout: float | None,
+        max_header_count: int,
     ) -> ResponseHead | None:
         """The head, if the fast path may take it; else None, and this cycle
-        is h11's from here on (it has been given what arrived so far)."""
+        is h11's from here on (it has been given what arrived so far). Each
+        read gets *timeout* seconds, by moving the deadline of *scope*."""
         while True:
             end = head_end(self._buffer, self._max_header_bytes)
             if end is not None:
                 break
-            data = await self._receive(request, timeout)
+            scope.deadline = _at(timeout)
+            data = await self._receive_raw(request)
             if not data:
                 self._eof = True
                 break
@@ -405,18 +453,20 @@ class HTTP11Connection:
         return f"invalid response: {exc}"
 
     async def _receive(self, request: Request, timeout: float | None) -> bytes:
-        data: bytes | bytearray = b""
+        with _deadline(timeout):
+            return await self._receive_raw(request)
+        self.broken = True  # reached only if the deadline passed
+        raise ReadTimeout(f"no response data within {timeout}s", request=request)
+
+    async def _receive_raw(self, request: Request) -> bytes:
+        """One read (the caller's scope bounds the wait); b"" at EOF."""
         try:
-            with _deadline(timeout) as scope:
-                data = await self._stream.receive_some(READ_SIZE)
+            data = await self._stream.receive_some(READ_SIZE)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             self.broken = True
             raise RemoteProtocolError(
                 f"the connection broke while reading the response: {exc}", request=request
             ) from exc
-        if scope.cancelled_caught:
-            self.broken = True
-            raise ReadTimeout(f"no response data within {timeout}s", request=request)
         self.bytes_received += len(data)
         return bytes(data)
 
@@ -437,6 +487,9 @@ def _deadline(timeout: float | None) -> trio.CancelScope:
     generator-based context manager and cost ~10% of a keep-alive request
     in profiles. Callers check ``cancelled_caught`` to raise their own
     typed timeout."""
-    if timeout is None:
-        return trio.CancelScope()
-    return trio.CancelScope(deadline=trio.current_time() + timeout)
+    return trio.CancelScope(deadline=_at(timeout))
+
+
+def _at(timeout: float | None) -> float:
+    """The deadline *timeout* seconds from now (inf: none)."""
+    return math.inf if timeout is None else trio.current_time() + timeout
