@@ -30,18 +30,24 @@ from ._headers import Headers
 
 # h11's grammar (h11/_abnf.py) over latin-1 text: its bytes class [^\x00\s]
 # is spelled out, since \s means more in a str pattern than in a bytes one.
+# A field value (vchars, inner runs of SP/HTAB) with the optional whitespace
+# around it is any run of vchars, SP and HTAB: the value is that run
+# stripped, so the patterns below need no nested repetition (the re engine
+# walks a plain character class several times faster).
 _TOKEN = r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+"
 _VCHAR = r"[\x01-\x08\x0e-\x1f\x21-\xff]"
-_CONTENT = rf"{_VCHAR}+(?:[ \t]+{_VCHAR}+)*"
+_VCHAR_OR_WS = r"[^\x00\n\r\x0b\x0c]"
+#: a field value alone: empty, or starting and ending with a vchar.
+_CONTENT = rf"{_VCHAR}(?:{_VCHAR_OR_WS}*{_VCHAR})?"
 #: our fields, each name and value ended by NUL: h11 checks them one by one.
 _OUT_FIELDS = re.compile(rf"(?:{_TOKEN}\0(?:{_CONTENT})?\0)*")
 _TARGET = re.compile(r"[\x21-\x7e]+")
 #: a response head: status line, fields, blank line (CRLF only).
 _HEAD = re.compile(
-    rf"HTTP/1\.1 ([0-9]{{3}})(?: ([^\x00\n\r\x0b\x0c]*))?\r\n"
-    rf"((?:{_TOKEN}:[ \t]*(?:{_CONTENT})?[ \t]*\r\n)*)\r\n"
+    rf"HTTP/1\.1 ([0-9]{{3}})(?: ({_VCHAR_OR_WS}*))?\r\n((?:{_TOKEN}:{_VCHAR_OR_WS}*\r\n)*)\r\n"
 )
-_FIELD = re.compile(rf"({_TOKEN}):[ \t]*((?:{_CONTENT})?)[ \t]*\r\n")
+#: one field of a head _HEAD matched: its name and its value, unstripped.
+_FIELD = re.compile(rf"({_TOKEN}):({_VCHAR_OR_WS}*)\r\n")
 #: where h11 ends a head (h11/_receivebuffer.py): bare LF lines included.
 _BLANK_LINE = re.compile(rb"\n\r?\n")
 #: request fields that change framing or connection state: h11's business.
@@ -160,7 +166,7 @@ def parse_head(
     # and len(reason) + 15; this bound is never below it.
     if len(fields) > max_header_count or end + len(fields) + 1 > max_header_bytes:
         return FALLBACK
-    items = [(name.lower(), name, value) for name, value in fields]
+    items = [(name.lower(), name, value.strip(" \t")) for name, value in fields]
     framing = _framing(items)
     if framing is None:
         return FALLBACK
