@@ -39,8 +39,8 @@ _VCHAR = r"[\x01-\x08\x0e-\x1f\x21-\xff]"
 _VCHAR_OR_WS = r"[^\x00\n\r\x0b\x0c]"
 #: a field value alone: empty, or starting and ending with a vchar.
 _CONTENT = rf"{_VCHAR}(?:{_VCHAR_OR_WS}*{_VCHAR})?"
-#: our fields, each name and value ended by NUL: h11 checks them one by one.
-_OUT_FIELDS = re.compile(rf"(?:{_TOKEN}\0(?:{_CONTENT})?\0)*")
+#: our header block (see _valid): h11 checks its names and values one by one.
+_OUT_FIELDS = re.compile(rf"(?:{_TOKEN}: (?:{_CONTENT})?\r\n)*")
 _TARGET = re.compile(r"[\x21-\x7e]+")
 #: a response head: status line, fields, blank line (CRLF only).
 _HEAD = re.compile(
@@ -92,34 +92,40 @@ def request_head(method: str, target: str, headers: Headers, content: bytes | No
     first); None if h11 must send this request (see the module docstring)."""
     if method == "HEAD" or method == "CONNECT" or _TARGET.fullmatch(target) is None:
         return None
-    hosts = []
-    fields = []
+    host = None
+    lines = []
     length = None
     for key, name, value in headers._items:
+        line = f"{name}: {value}\r\n"
         if key == "host":
-            hosts.append((name, value))
+            if host is not None:
+                return None
+            host = line
         elif key in _STATEFUL or (key == "content-length" and length is not None):
             return None
         else:
             if key == "content-length":
                 length = value
-            fields.append((name, value))
-    if len(hosts) != 1 or not _frames(length, len(content) if content else 0):
+            lines.append(line)
+    if host is None or not _frames(length, len(content) if content else 0):
         return None
-    fields = hosts + fields
-    if not _valid(fields):
+    block = host + "".join(lines)
+    if not _valid(block, len(lines) + 1):
         return None
-    block = "".join([f"{name}: {value}\r\n" for name, value in fields])
     return f"{method} {target} HTTP/1.1\r\n{block}\r\n".encode("latin-1")
 
 
-def _valid(fields: list[tuple[str, str]]) -> bool:
-    """Would h11 send these names and values? One match over all of them,
-    each ended by a NUL; the count proves no name or value holds a NUL of
-    its own, so every name and value is matched alone (a CR LF inside a
-    value cannot pass for the end of a field)."""
-    flat = "\0".join([part for field in fields for part in field]) + "\0"
-    return flat.count("\0") == 2 * len(fields) and _OUT_FIELDS.fullmatch(flat) is not None
+def _valid(block: str, count: int) -> bool:
+    """Would h11 send the *count* fields of *block* (``name: value CRLF``
+    each)? One match over the block; the counts first prove that no name or
+    value holds a CR LF or a ": " of its own, so the match cannot read one
+    field as two or a bad name into a value. (A value with ": " in it is
+    declined: h11 sends that request.)"""
+    return (
+        block.count("\r\n") == count
+        and block.count(": ") == count
+        and _OUT_FIELDS.fullmatch(block) is not None
+    )
 
 
 def _frames(length: str | None, size: int) -> bool:
