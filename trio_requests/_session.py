@@ -229,7 +229,10 @@ class Session:
         raise _total_timeout(request, total)
 
     async def _read_whole(self, request: Request, options: _SendOptions) -> Response:
-        response = await self.send(request, **options.as_kwargs())
+        if options is _DEFAULT_OPTIONS:
+            response = await self.send(request)
+        else:
+            response = await self.send(request, **options.as_kwargs())
         try:
             await response.aread()
         finally:
@@ -509,6 +512,10 @@ class _SendOptions:
 
     @classmethod
     def pop_from(cls, kwargs: dict[str, Any]) -> _SendOptions:
+        """The send options among *kwargs* (removed from it); the shared
+        all-defaults instance when there are none, the common case."""
+        if not kwargs:
+            return _DEFAULT_OPTIONS
         return cls(
             **{
                 name: kwargs.pop(name)
@@ -523,6 +530,9 @@ class _SendOptions:
             "timeout": self.timeout,
             "follow_redirects": self.follow_redirects,
         }
+
+
+_DEFAULT_OPTIONS = _SendOptions()
 
 
 class StreamContext:
