@@ -24,6 +24,7 @@ from ._urls import URL
 RequestContent = bytes | str | AsyncIterable[bytes] | Iterable[bytes]
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_NO_TIME = datetime.timedelta(0)  # immutable: one for every Response
 
 
 class Request:
@@ -126,7 +127,7 @@ class Response:
         self.history: list[Response] = []
         #: trailer fields (HTTP/2 or chunked HTTP/1.1), once the body is read
         self.trailers = Headers()
-        self.elapsed = datetime.timedelta(0)
+        self.elapsed = _NO_TIME
         self.num_bytes_downloaded = 0
         self._stream = stream
         self._content = content
