@@ -218,7 +218,8 @@ class Pool(Generic[S]):
         (it is closed)."""
         conn = grant.conn
         lease = Lease(self, conn, reused=grant.reused)
-        if not fresh and conn.leases == 1:
+        # An exclusive connection a sync peek finds clean needs no more checks.
+        if not fresh and conn.leases == 1 and (conn.multiplexed or not self._looks_clean(conn)):
             good = False
             try:
                 good = await self._still_good(lease)
