@@ -197,6 +197,8 @@ class Exchanger:
         self._pool = pool
         self._limits = limits
         self._trace = trace
+        #: the run's clock, read directly: trio.current_time() is three calls deep
+        self.clock = trio.lowlevel.current_clock()
 
     async def send(
         self,
@@ -241,7 +243,7 @@ class Exchanger:
         timeout: Timeout,
         forward: cp.Proxy | None,
     ) -> Response:
-        start = trio.current_time()
+        start = self.clock.current_time()
         try:
             head = await conn.exchange(
                 request,
@@ -259,7 +261,7 @@ class Exchanger:
             if isinstance(exc, RemoteProtocolError) and stale and _safe(request, conn.request_sent):
                 raise Unprocessed(exc, "keep-alive connection closed by the server") from exc
             raise
-        response.elapsed = datetime.timedelta(seconds=trio.current_time() - start)
+        response.elapsed = datetime.timedelta(seconds=self.clock.current_time() - start)
         return response
 
     def _request_sent(self, request: Request) -> None:

@@ -54,6 +54,7 @@ class HTTP11Connection:
         "_body_left",
         "_body_length",
         "_buffer",
+        "_clock",
         "_eof",
         "_fast",
         "_forward",
@@ -69,6 +70,8 @@ class HTTP11Connection:
     def __init__(self, stream: trio.abc.Stream, *, max_header_bytes: int) -> None:
         self._stream = stream
         self._max_header_bytes = max_header_bytes
+        #: the run's clock, read directly: trio.current_time() is three calls deep
+        self._clock = trio.lowlevel.current_clock()
         #: made at the first cycle the fast path does not take; in IDLE
         #: between cycles, so a cycle may be handed to it at any point.
         self._h11: h11.Connection | None = None
@@ -132,7 +135,7 @@ class HTTP11Connection:
         self._forward = forward
         self._keep_alive = True
         data = head + request.content if request.content else head
-        with _deadline(write_timeout) as scope:
+        with self._deadline(write_timeout) as scope:
             await self._send_raw(data, request)
             if on_sent is not None:
                 on_sent(request)
@@ -215,7 +218,7 @@ class HTTP11Connection:
             await self._send(data or b"", timeout, request)
 
     async def _send(self, data: bytes, timeout: float | None, request: Request) -> None:
-        with _deadline(timeout) as scope:
+        with self._deadline(timeout) as scope:
             await self._send_raw(data, request)
         if scope.cancelled_caught:
             self.broken = True
@@ -262,7 +265,7 @@ class HTTP11Connection:
             end = head_end(self._buffer, self._max_header_bytes)
             if end is not None:
                 break
-            scope.deadline = _at(timeout)
+            scope.deadline = self._at(timeout)
             data = await self._receive_raw(request)
             if not data:
                 self._eof = True
@@ -453,7 +456,7 @@ class HTTP11Connection:
         return f"invalid response: {exc}"
 
     async def _receive(self, request: Request, timeout: float | None) -> bytes:
-        with _deadline(timeout):
+        with self._deadline(timeout):
             return await self._receive_raw(request)
         self.broken = True  # reached only if the deadline passed
         raise ReadTimeout(f"no response data within {timeout}s", request=request)
@@ -470,6 +473,19 @@ class HTTP11Connection:
         self.bytes_received += len(data)
         return bytes(data)
 
+    def _deadline(self, timeout: float | None) -> trio.CancelScope:
+        """A cancel scope expiring *timeout* seconds from now (never if None).
+
+        A plain CancelScope rather than ``trio.fail_after``: that one is a
+        generator-based context manager and cost ~10% of a keep-alive request
+        in profiles. Callers check ``cancelled_caught`` to raise their own
+        typed timeout."""
+        return trio.CancelScope(deadline=self._at(timeout))
+
+    def _at(self, timeout: float | None) -> float:
+        """The deadline *timeout* seconds from now (inf: none)."""
+        return math.inf if timeout is None else self._clock.current_time() + timeout
+
     def _unexpected(self, event: object, request: Request) -> RemoteProtocolError:
         self.broken = True
         if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
@@ -478,18 +494,3 @@ class HTTP11Connection:
                 request=request,
             )
         return RemoteProtocolError(f"unexpected HTTP/1.1 event {event!r}", request=request)
-
-
-def _deadline(timeout: float | None) -> trio.CancelScope:
-    """A cancel scope expiring *timeout* seconds from now (never if None).
-
-    A plain CancelScope rather than ``trio.fail_after``: that one is a
-    generator-based context manager and cost ~10% of a keep-alive request
-    in profiles. Callers check ``cancelled_caught`` to raise their own
-    typed timeout."""
-    return trio.CancelScope(deadline=_at(timeout))
-
-
-def _at(timeout: float | None) -> float:
-    """The deadline *timeout* seconds from now (inf: none)."""
-    return math.inf if timeout is None else trio.current_time() + timeout

@@ -454,11 +454,12 @@ class Session:
     async def _send_once(self, request: Request, timeout: Timeout) -> Response:
         assert self._exchanger is not None
         self._frame(request)
-        start = trio.current_time()
+        clock = self._exchanger.clock
+        start = clock.current_time()
         self._requests += 1
         to = self._route(request)
         response = await self._exchanger.send(request, to.endpoint, timeout, to.forward)
-        self._total_time += trio.current_time() - start
+        self._total_time += clock.current_time() - start
         return response
 
     def _frame(self, request: Request) -> None:
