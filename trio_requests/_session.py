@@ -285,8 +285,9 @@ class Session:
         merged = self.headers.copy()
         for name, value in body_headers.items():
             merged[name] = value
-        for name, value in Headers(headers).multi_items():
-            merged[name] = value
+        if headers is not None:
+            for name, value in Headers(headers).multi_items():
+                merged[name] = value
         return Request(method, full_url, headers=merged, content=body)
 
     async def send(
