@@ -177,7 +177,7 @@ def parse_head(
     if framing is None:
         return FALLBACK
     length, keep_alive = framing
-    headers = Headers.from_items(items)
+    headers = Headers._from_items(items)
     return Head(status, reason or "", headers, end, length, keep_alive)
 
 

@@ -55,7 +55,7 @@ class Headers(MutableMapping[str, str]):
         return headers
 
     @classmethod
-    def from_items(cls, items: list[tuple[str, str, str]]) -> Headers:
+    def _from_items(cls, items: list[tuple[str, str, str]]) -> Headers:
         """Taking *items* as they are, ``(lower name, name, value)``: from a
         parser that validated and decoded them (no copy, no checks)."""
         headers = cls()

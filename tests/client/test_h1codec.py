@@ -75,7 +75,7 @@ def test_request_head_is_h11s_bytes_or_declined(
         fields = [("Host", "example.com"), *fields]
         if content:
             fields.append(("Content-Length", str(len(content))))
-    headers = Headers.from_items([(n.lower(), n, v) for n, v in fields])
+    headers = Headers._from_items([(n.lower(), n, v) for n, v in fields])
     ours = request_head(method, target, headers, content)
     if ours is None:
         return
@@ -90,7 +90,7 @@ def test_fields_that_only_look_valid_together_are_declined() -> None:
     """Found by the test above: a name holding ": ", or a value holding
     CR LF, joined with the rest would read as two valid fields."""
     for name, value in [("0: ", "0"), ("X", "a\r\nY: b"), ("X", "a\0b\0c"), ("x{y", "1")]:
-        headers = Headers.from_items([("host", "Host", "h"), (name.lower(), name, value)])
+        headers = Headers._from_items([("host", "Host", "h"), (name.lower(), name, value)])
         assert request_head("GET", "/", headers, None) is None
 
 
