@@ -73,7 +73,6 @@ class Head(NamedTuple):
     """A response head :func:`parse_head` accepted.
 
     Attributes:
-        size: bytes of the head, blank line included (the body follows).
         length: the body's Content-Length.
         keep_alive: False if the server said ``Connection: close``.
     """
@@ -81,7 +80,6 @@ class Head(NamedTuple):
     status_code: int
     reason: str
     headers: Headers
-    size: int
     length: int
     keep_alive: bool
 
@@ -178,7 +176,7 @@ def parse_head(
         return FALLBACK
     length, keep_alive = framing
     headers = Headers._from_items(items)
-    return Head(status, reason or "", headers, end, length, keep_alive)
+    return Head(status, reason or "", headers, length, keep_alive)
 
 
 def _framing(items: list[tuple[str, str, str]]) -> tuple[int, bool] | None:
