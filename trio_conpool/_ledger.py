@@ -503,6 +503,8 @@ class Ledger:
         work.close.append(conn)
 
     def _settle(self, book: Book, now: float, work: Work) -> None:
+        if not book.waiters and not self.blocked:
+            return  # nothing to pump: the common case, after every lease and release
         self._pump(book, now, work)
         self._pump_blocked(now, work)
 

@@ -106,6 +106,7 @@ class Pool(Generic[S]):
         connect_timeout: float | None = DEFAULT,
         trace: Trace | None = None,
         affinity: Hashable | None = None,
+        checkpoint: bool = True,
     ) -> Lease[S]:
         """Lease a connection to *endpoint*, opening one if the limits allow.
 
@@ -121,6 +122,11 @@ class Pool(Generic[S]):
                 connection last leased with this key is idle, it is the one
                 handed out, for protocols with per-connection state; else
                 any, which then carries the key. Best effort, never a wait.
+            checkpoint: False skips the schedule point when a lease is
+                granted at once (a cancelled call still raises, and a wait
+                or a connect still checkpoints): for callers that reach one
+                right after anyway, such as a driver about to write its
+                request. One scheduler round trip less per lease.
             trace: receives this call's :mod:`~trio_conpool.events`
                 (pool wait, connect, reuse, circuit changes), besides
                 ``PoolConfig.trace``.
@@ -140,7 +146,9 @@ class Pool(Generic[S]):
         if self._trace is not None:
             trace = tee(self._trace, trace)
         while True:
-            grant = await self._wait_for_grant(endpoint, deadline, pool_timeout, trace, affinity)
+            grant = await self._wait_for_grant(
+                endpoint, deadline, pool_timeout, trace, affinity, checkpoint
+            )
             if isinstance(grant, FailureGrant):
                 raise self._failure(endpoint, grant.error)
             if isinstance(grant, ConnectGrant):
@@ -190,11 +198,13 @@ class Pool(Generic[S]):
         limit: float | None,
         trace: Trace | None,
         affinity: Hashable | None,
+        checkpoint: bool,
     ) -> Grant:
         result, work = self._ledger.request(endpoint, trio.current_time(), affinity)
         self._apply(work)
         if not isinstance(result, Waiter):
-            await trio.lowlevel.cancel_shielded_checkpoint()
+            if checkpoint:
+                await trio.lowlevel.cancel_shielded_checkpoint()
             return result
         if trace is not None:
             trace(PoolWaitStarted(endpoint))
@@ -226,7 +236,8 @@ class Pool(Generic[S]):
         (it is closed)."""
         conn = grant.conn
         lease = Lease(self, conn, reused=grant.reused)
-        if not fresh and conn.leases == 1:
+        # An exclusive connection a sync peek finds clean needs no more checks.
+        if not fresh and conn.leases == 1 and (conn.multiplexed or not self._looks_clean(conn)):
             good = False
             try:
                 good = await self._still_good(lease)

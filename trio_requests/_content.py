@@ -23,6 +23,8 @@ def encode_body(
 ) -> tuple[RequestContent | None, dict[str, str]]:
     """The body and the headers that describe it (Content-Type, and
     Content-Length when known in advance)."""
+    if data is None and files is None and json is None:
+        return content, {}  # the common case (and at most one argument given)
     if sum(x is not None for x in (content, json)) + (data is not None or files is not None) > 1:
         raise TypeError("pass only one of content=, json=, or data=/files=")
     if files is not None:

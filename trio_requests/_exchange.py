@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime
 import http
 
-import h11
 import trio
 
 import trio_conpool as cp
@@ -32,7 +31,7 @@ from ._h2_stream import H2Stream, StreamRefused
 from ._handler import Connection
 from ._headers import Headers
 from ._http2 import HTTP2Connection
-from ._http11 import HTTP11Connection
+from ._http11 import HTTP11Connection, ResponseHead
 from ._limits import Limits
 from ._models import Request, Response
 from ._timeouts import Timeout
@@ -115,6 +114,14 @@ class H11Body:
             self._end(reusable=self._conn.finish_cycle())
         return data
 
+    def receive_buffered(self) -> bytes | None:
+        if self._done:
+            return None
+        data = self._conn.buffered_body()
+        if data is not None:
+            self._end(reusable=self._conn.finish_cycle())
+        return data
+
     async def aclose(self) -> None:
         self._end(reusable=False)  # a body left unread: state unknown
 
@@ -155,6 +162,9 @@ class H2Body:
         if not data:
             self._end()
         return data
+
+    def receive_buffered(self) -> bytes | None:
+        return None  # DATA frames come through the reader task
 
     async def aclose(self) -> None:
         self._end()
@@ -203,6 +213,8 @@ class Exchanger:
         self._pool = pool
         self._limits = limits
         self._trace = trace
+        #: the run's clock, read directly: trio.current_time() is three calls deep
+        self.clock = trio.lowlevel.current_clock()
 
     async def send(
         self,
@@ -228,6 +240,7 @@ class Exchanger:
                 endpoint,
                 pool_timeout=timeout.pool,
                 connect_timeout=timeout.connect,
+                checkpoint=False,  # sending the request is one
             )
         except cp.PoolError as exc:
             if forward is not None and type(exc) is cp.ConnectError:
@@ -247,12 +260,16 @@ class Exchanger:
         timeout: Timeout,
         forward: cp.Proxy | None,
     ) -> Response:
-        start = trio.current_time()
+        start = self.clock.current_time()
         try:
-            await conn.send_request(request, timeout.write, forward)
-            if self._trace is not None:
-                self._trace(RequestSent(request.method, _shown(request)))
-            head = await conn.receive_response(request, timeout.read, self._limits.max_header_count)
+            head = await conn.exchange(
+                request,
+                timeout.write,
+                timeout.read,
+                self._limits.max_header_count,
+                forward,
+                self._request_sent if self._trace is not None else None,
+            )
             response = self._response(head, lease, conn, request, timeout)
         except BaseException as exc:
             if not lease.done:
@@ -261,8 +278,12 @@ class Exchanger:
             if isinstance(exc, RemoteProtocolError) and stale and _safe(request, conn.request_sent):
                 raise Unprocessed(exc, "keep-alive connection closed by the server") from exc
             raise
-        response.elapsed = datetime.timedelta(seconds=trio.current_time() - start)
+        response.elapsed = datetime.timedelta(seconds=self.clock.current_time() - start)
         return response
+
+    def _request_sent(self, request: Request) -> None:
+        assert self._trace is not None
+        self._trace(RequestSent(request.method, _shown(request)))
 
     async def _exchange_h2(
         self,
@@ -329,23 +350,22 @@ class Exchanger:
 
     def _response(
         self,
-        head: h11.Response,
+        head: ResponseHead,
         lease: cp.Lease[Connection],
         conn: HTTP11Connection,
         request: Request,
         timeout: Timeout,
     ) -> Response:
-        headers = Headers.from_raw(head.headers.raw_items())
-        http_version = "HTTP/1.0" if head.http_version == b"1.0" else "HTTP/1.1"
+        headers = head.headers
         if self._trace is not None:
-            self._trace(ResponseHeadersReceived(head.status_code, http_version))
+            self._trace(ResponseHeadersReceived(head.status_code, head.http_version))
         body = H11Body(lease, conn, request, timeout.read)
         response = Response(
             head.status_code,
             request=request,
             headers=headers,
-            reason=head.reason.decode("latin-1"),
-            http_version=http_version,
+            reason=head.reason,
+            http_version=head.http_version,
             stream=body,
             decoder=self._decoder(headers),
         )

@@ -10,7 +10,7 @@ from ._errors import LocalProtocolError
 
 HeaderInput = Union[Mapping[str, str], Iterable[tuple[str, str]], "Headers", None]
 
-_FORBIDDEN_IN_VALUES = ("\r", "\n", "\x00")
+_FORBIDDEN = re.compile(r"[\r\n\x00]")
 is_token = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
 _T = TypeVar("_T")
 
@@ -52,6 +52,14 @@ class Headers(MutableMapping[str, str]):
                 (n.decode("latin-1").lower(), n.decode("latin-1"), v.decode("latin-1"))
                 for n, v in raw
             ]
+        return headers
+
+    @classmethod
+    def _from_items(cls, items: list[tuple[str, str, str]]) -> Headers:
+        """Taking *items* as they are, ``(lower name, name, value)``: from a
+        parser that validated and decoded them (no copy, no checks)."""
+        headers = cls()
+        headers._items = items
         return headers
 
     def extend_raw(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
@@ -122,7 +130,7 @@ class Headers(MutableMapping[str, str]):
         if not isinstance(name, str):
             return False
         key = name.lower()
-        return any(k == key for k, _, _ in self._items)
+        return key in [k for k, _, _ in self._items]  # no generator: a hot path
 
     def __iter__(self) -> Iterator[str]:
         seen: dict[str, str] = {}
@@ -163,7 +171,7 @@ def _check(name: str, value: str) -> None:
     moment it is set, so a bad header fails before any I/O."""
     if not isinstance(name, str) or not isinstance(value, str):
         raise TypeError(f"header names and values must be str, got {name!r}: {_shown(name, value)}")
-    if any(c in value or c in name for c in _FORBIDDEN_IN_VALUES):
+    if _FORBIDDEN.search(value) or _FORBIDDEN.search(name):
         raise LocalProtocolError(f"header {name!r} contains CR, LF or NUL: {_shown(name, value)}")
     if not is_token(name):
         raise LocalProtocolError(

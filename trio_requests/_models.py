@@ -24,6 +24,7 @@ from ._urls import URL
 RequestContent = bytes | str | AsyncIterable[bytes] | Iterable[bytes]
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_NO_TIME = datetime.timedelta(0)  # immutable: one for every Response
 
 
 class Request:
@@ -82,6 +83,12 @@ class ResponseStream(Protocol):
         """The next piece of the (still encoded) body; b"" at the end."""
         ...
 
+    def receive_buffered(self) -> bytes | None:
+        """The rest of the body if all of it has already arrived (the stream
+        then ends, as after receive_some() returned b""); None if reading
+        it takes I/O. Lets aread() skip the chunk loop for small bodies."""
+        ...
+
     async def aclose(self) -> None:
         """Give the connection back (body fully read) or discard it."""
         ...
@@ -120,7 +127,7 @@ class Response:
         self.history: list[Response] = []
         #: trailer fields (HTTP/2 or chunked HTTP/1.1), once the body is read
         self.trailers = Headers()
-        self.elapsed = datetime.timedelta(0)
+        self.elapsed = _NO_TIME
         self.num_bytes_downloaded = 0
         self._stream = stream
         self._content = content
@@ -211,6 +218,13 @@ class Response:
     async def _read_raw(self) -> bytes:
         if self._consumed:
             raise StreamConsumed("the response body was already read", request=self.request)
+        if self._stream is not None and not self._closed:
+            whole = self._stream.receive_buffered()
+            if whole is not None:
+                self._consumed = True
+                self.num_bytes_downloaded += len(whole)
+                await self.aclose()  # the stream has ended: no I/O
+                return whole
         chunks = []
         while chunk := await self._receive_raw():
             chunks.append(chunk)

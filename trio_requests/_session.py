@@ -251,7 +251,10 @@ class Session:
         raise _total_timeout(request, total)
 
     async def _read_whole(self, request: Request, options: _SendOptions) -> Response:
-        response = await self.send(request, **options.as_kwargs())
+        if options is _DEFAULT_OPTIONS:
+            response = await self.send(request)
+        else:
+            response = await self.send(request, **options.as_kwargs())
         try:
             await response.aread()
         finally:
@@ -304,8 +307,9 @@ class Session:
         merged = self.headers.copy()
         for name, value in body_headers.items():
             merged[name] = value
-        for name, value in Headers(headers).multi_items():
-            merged[name] = value
+        if headers is not None:
+            for name, value in Headers(headers).multi_items():
+                merged[name] = value
         return Request(method, full_url, headers=merged, content=body)
 
     async def send(
@@ -373,12 +377,12 @@ class Session:
         while True:
             callers_cookie = "cookie" in request.headers  # before _frame adds the jar's
             response = await self._send_with_retries(request, limit)
-            seen.add(_hop_key(request, request.headers.get("cookie")))  # as sent
             try:
                 next_request = self._next_hop(
                     request, response, follow, len(history), cookie_from_jar=not callers_cookie
                 )
                 if next_request is not None:
+                    seen.add(_hop_key(request, request.headers.get("cookie")))  # as sent
                     self._refuse_loop(request, next_request, seen)
             except BaseException:
                 await response.aclose()
@@ -507,18 +511,19 @@ class Session:
     async def _send_once(self, request: Request, timeout: Timeout) -> Response:
         assert self._exchanger is not None
         self._frame(request)
-        start = trio.current_time()
+        clock = self._exchanger.clock
+        start = clock.current_time()
         self._requests += 1
         to = self._route(request)
         response = await self._exchanger.send(request, to.endpoint, timeout, to.forward)
-        self._total_time += trio.current_time() - start
+        self._total_time += clock.current_time() - start
         return response
 
     def _frame(self, request: Request) -> None:
         """Per-hop headers: Host, cookies, body framing (RFC 9112 §6)."""
         headers = request.headers
         if "host" not in headers:
-            headers["Host"] = request.url.authority
+            headers.add("Host", request.url.authority)  # none to replace
         if "cookie" not in headers and (
             cookie := self.cookies.header_for(str(request.url), time.time())
         ):
@@ -565,6 +570,10 @@ class _SendOptions:
 
     @classmethod
     def pop_from(cls, kwargs: dict[str, Any]) -> _SendOptions:
+        """The send options among *kwargs* (removed from it); the shared
+        all-defaults instance when there are none, the common case."""
+        if not kwargs:
+            return _DEFAULT_OPTIONS
         return cls(
             **{
                 name: kwargs.pop(name)
@@ -579,6 +588,9 @@ class _SendOptions:
             "timeout": self.timeout,
             "follow_redirects": self.follow_redirects,
         }
+
+
+_DEFAULT_OPTIONS = _SendOptions()
 
 
 class StreamContext:

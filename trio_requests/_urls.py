@@ -90,11 +90,11 @@ class URL:
     def port(self) -> int:
         return self._parts.port or DEFAULT_PORTS[self.scheme]
 
-    @property
+    @cached_property
     def username(self) -> str | None:
-        return self._parts.username
+        return self._parts.username  # parsed from the netloc on each access
 
-    @property
+    @cached_property
     def password(self) -> str | None:
         return self._parts.password
 
@@ -127,7 +127,7 @@ class URL:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return host if self.port == DEFAULT_PORTS[self.scheme] else f"{host}:{self.port}"
 
-    @property
+    @cached_property
     def origin(self) -> tuple[str, str, int]:
         """(scheme, host, port): what "same origin" compares (RFC 6454)."""
         return (self.scheme, self.host, self.port)

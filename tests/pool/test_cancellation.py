@@ -165,3 +165,29 @@ async def test_cancelled_pool_block_still_closes_everything(nursery: trio.Nurser
     await server.wait_for(lambda: server.closed_by_client == 3)
     assert pool.stats(ep).total_closed == 3
     assert open_fds() == fds
+
+
+async def test_acquire_without_checkpoint_still_raises_if_cancelled(nursery: trio.Nursery) -> None:
+    """``checkpoint=False`` skips only the schedule point of an immediate
+    grant: no other task runs in between, but a cancelled call raises and
+    leaves the pool as it was."""
+    server = await start_server(nursery)
+    ep = cp.Endpoint("127.0.0.1", server.port)
+    async with checked_pool() as pool:
+        await (await pool.acquire(ep)).release()  # an idle connection to grant at once
+        ran: list[str] = []
+
+        async def other() -> None:
+            ran.append("other")
+
+        nursery.start_soon(other)
+        lease = await pool.acquire(ep, checkpoint=False)
+        assert ran == []  # granted without a trip through the scheduler
+        await lease.release()
+        await trio.testing.wait_all_tasks_blocked()
+        assert ran == ["other"]
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await pool.acquire(ep, checkpoint=False)
+        assert scope.cancelled_caught
+        await works(pool, ep)
