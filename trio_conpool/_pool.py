@@ -144,7 +144,7 @@ class Pool(Generic[S]):
             connect_timeout = self.config.connect_timeout
         deadline = math.inf if pool_timeout is None else trio.current_time() + pool_timeout
         if self._trace is not None:
-            trace = tee(self._trace, trace)
+            trace = self._trace if trace is None else tee(self._trace, trace)
         while True:
             grant = await self._wait_for_grant(
                 endpoint, deadline, pool_timeout, trace, affinity, checkpoint
