@@ -85,3 +85,31 @@ def assert_clean(pool: Pool[Any]) -> None:
         assert stats.leases == 0
         assert stats.waiting == 0
         assert stats.connecting == 0
+
+
+async def plain_http_400(stream: trio.SocketStream) -> None:
+    """A server that does not speak TLS: whatever arrives, a plain HTTP 400."""
+    async with stream:
+        await stream.receive_some()
+        await stream.send_all(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+
+
+async def cancel_once(
+    operation: Callable[[], Awaitable[object]], reached: Callable[[], Awaitable[object]]
+) -> BaseException | None:
+    """Start *operation*, cancel it as soon as *reached* returns; what it
+    ended with (None if it finished first)."""
+    caught: list[BaseException] = []
+
+    async def attempt() -> None:
+        try:
+            await operation()
+        except BaseException as exc:
+            caught.append(exc)
+            raise
+
+    async with trio.open_nursery() as inner:
+        inner.start_soon(attempt)
+        await reached()
+        inner.cancel_scope.cancel()
+    return caught[0] if caught else None

@@ -18,6 +18,7 @@ import trio
 import trio.testing
 import trustme
 
+from tests.pool.servers import plain_http_400
 from trio_conpool import ConnectError, ConnectTimeout, Endpoint, TLSConfig, TLSError
 from trio_conpool._connect import open_transport
 from trio_conpool._idle_probe import IdleCheck, peek_idle, probe_tls_idle
@@ -270,12 +271,7 @@ async def test_self_signed_certificate(
 async def test_server_not_speaking_tls(
     nursery: trio.Nursery, client_ssl_context: ssl.SSLContext
 ) -> None:
-    async def plain_http(stream: trio.SocketStream) -> None:
-        async with stream:
-            await stream.receive_some()
-            await stream.send_all(b"HTTP/1.1 400 Bad Request\r\n\r\n")
-
-    port = await serve(nursery, plain_http)
+    port = await serve(nursery, plain_http_400)
     endpoint = tls_endpoint(port, client_ssl_context)
     with pytest.raises(TLSError, match=r"^TLS handshake with .* failed: .*WRONG_VERSION") as info:
         await open_transport(endpoint, timeout=5)

@@ -14,7 +14,7 @@ import trio.testing
 import trustme
 
 import trio_conpool as cp
-from tests.pool.servers import Server, echo, start_server
+from tests.pool.servers import Server, cancel_once, echo, plain_http_400, start_server
 from tests.pool.test_connect import eager_tls_server, roundtrip, serve
 from tests.tls_proxy import TLSProxy, start_tls_proxy
 from trio_conpool import ConnectTimeout, Endpoint, Proxy, ProxyError, TLSConfig
@@ -115,12 +115,7 @@ async def test_proxy_certificate_for_another_host(
 async def test_proxy_that_does_not_speak_tls(
     nursery: trio.Nursery, client_ssl_context: ssl.SSLContext
 ) -> None:
-    async def plain_http(stream: trio.SocketStream) -> None:
-        async with stream:
-            await stream.receive_some()
-            await stream.send_all(b"HTTP/1.1 400 Bad Request\r\n\r\n")
-
-    port = await serve(nursery, plain_http)
+    port = await serve(nursery, plain_http_400)
     proxy = Proxy(f"https://localhost:{port}", ssl_context=client_ssl_context)
     endpoint = Endpoint("localhost", 443, proxy=proxy)
     with trio.fail_after(5), pytest.raises(ProxyError) as info:
@@ -163,23 +158,14 @@ async def test_cancelled_proxy_handshake_closes_the_socket(
 ) -> None:
     silent = await start_tls_proxy(nursery, TLSProxy(server_cert, hold_before_handshake=True))
     endpoint = Endpoint("localhost", 443, proxy=https_proxy(silent, client_ssl_context))
-    caught: list[BaseException] = []
 
-    async def attempt() -> None:
-        try:
-            await open_transport(endpoint, timeout=None)
-        except BaseException as exc:
-            caught.append(exc)
-            raise
+    async def in_the_handshake() -> None:
+        await silent.wait_for(1)
+        await trio.testing.wait_all_tasks_blocked()
 
     with trio.fail_after(5):
-        async with trio.open_nursery() as inner:
-            inner.start_soon(attempt)
-            await silent.wait_for(1)
-            await trio.testing.wait_all_tasks_blocked()  # in the handshake
-            inner.cancel_scope.cancel()
+        exc = await cancel_once(lambda: open_transport(endpoint, timeout=None), in_the_handshake)
         await silent.wait_for(0)
-    [exc] = caught
     assert isinstance(exc, trio.Cancelled)
 
 

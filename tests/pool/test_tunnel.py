@@ -11,6 +11,7 @@ import pytest
 import trio
 import trio.testing
 
+from tests.pool.servers import cancel_once
 from trio_conpool import ConnectError, ConnectTimeout, Endpoint, Proxy, ProxyError
 from trio_conpool._connect import open_transport
 from trio_conpool._dns import Addresses, DNSCache
@@ -798,22 +799,11 @@ async def test_cancelled_open_transport_closes_the_socket(nursery: trio.Nursery)
     fake = SilentProxy()
     port = await serve(nursery, fake)
     endpoint = Endpoint("target.test", 443, proxy=Proxy(f"http://127.0.0.1:{port}"))
-    caught: list[BaseException] = []
-
-    async def attempt() -> None:
-        try:
-            await open_transport(endpoint, timeout=None)
-        except BaseException as exc:
-            caught.append(exc)
-            raise
-
     with trio.fail_after(5):
-        async with trio.open_nursery() as inner:
-            inner.start_soon(attempt)
-            await fake.got_request.wait()
-            inner.cancel_scope.cancel()
+        exc = await cancel_once(
+            lambda: open_transport(endpoint, timeout=None), fake.got_request.wait
+        )
         await fake.saw_eof.wait()
-    [exc] = caught
     assert isinstance(exc, trio.Cancelled)
 
 
