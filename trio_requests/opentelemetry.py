@@ -65,7 +65,13 @@ from typing import Any
 
 try:
     from opentelemetry import metrics, propagate, trace
-    from opentelemetry.metrics import CallbackOptions, Observation
+    from opentelemetry.metrics import (
+        CallbackOptions,
+        Counter,
+        Histogram,
+        Observation,
+        UpDownCounter,
+    )
     from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 except ImportError as _error:  # pragma: no cover - tested by hiding opentelemetry
     raise ImportError(
@@ -123,6 +129,71 @@ class _InFlight:
     done: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class _Instruments:
+    """The metric instruments, with the conventions' names, units and
+    descriptions where they define them."""
+
+    duration: Histogram
+    active: UpDownCounter
+    connection_duration: Histogram
+    wait: Histogram
+    creations: Counter
+    closures: Counter
+    streams: Histogram
+
+    @classmethod
+    def create(
+        cls,
+        meter: metrics.Meter,
+        observe_connections: Callable[[CallbackOptions], Iterable[Observation]],
+    ) -> _Instruments:
+        meter.create_observable_up_down_counter(
+            "http.client.open_connections",
+            callbacks=[observe_connections],
+            unit="{connection}",
+            description="Number of outbound HTTP connections that are currently active or idle.",
+        )
+        return cls(
+            duration=meter.create_histogram(
+                "http.client.request.duration",
+                unit="s",
+                description="Duration of HTTP client requests.",
+                explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+            ),
+            active=meter.create_up_down_counter(
+                "http.client.active_requests",
+                unit="{request}",
+                description="Number of outbound HTTP requests that are currently active.",
+            ),
+            connection_duration=meter.create_histogram(
+                "http.client.connection.duration",
+                unit="s",
+                description="The duration of the successfully established outbound HTTP connections.",
+            ),
+            wait=meter.create_histogram(
+                "trio_conpool.pool.wait_time",
+                unit="s",
+                description="Time a request queued for a connection at the pool's limits.",
+            ),
+            creations=meter.create_counter(
+                "trio_conpool.connection.creations",
+                unit="{connection}",
+                description="Connections opened.",
+            ),
+            closures=meter.create_counter(
+                "trio_conpool.connection.closures",
+                unit="{connection}",
+                description="Connections closed, by reason.",
+            ),
+            streams=meter.create_histogram(
+                "trio_requests.http2.streams_in_use",
+                unit="{stream}",
+                description="Open streams on an HTTP/2 connection, each time one opens.",
+            ),
+        )
+
+
 class OpenTelemetry:
     """A Session ``trace=`` callback that records OpenTelemetry spans and
     metrics (see the module's docstring).
@@ -152,48 +223,7 @@ class OpenTelemetry:
         )
         self._pools: dict[cp.Pool[Any], RunReader[dict[cp.Endpoint, cp.EndpointStats]]] = {}
         meter = metrics.get_meter(_SCOPE, meter_provider=meter_provider)
-        self._duration = meter.create_histogram(
-            "http.client.request.duration",
-            unit="s",
-            description="Duration of HTTP client requests.",
-            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
-        )
-        self._active = meter.create_up_down_counter(
-            "http.client.active_requests",
-            unit="{request}",
-            description="Number of outbound HTTP requests that are currently active.",
-        )
-        meter.create_observable_up_down_counter(
-            "http.client.open_connections",
-            callbacks=[self._observe_connections],
-            unit="{connection}",
-            description="Number of outbound HTTP connections that are currently active or idle.",
-        )
-        self._connection_duration = meter.create_histogram(
-            "http.client.connection.duration",
-            unit="s",
-            description="The duration of the successfully established outbound HTTP connections.",
-        )
-        self._wait = meter.create_histogram(
-            "trio_conpool.pool.wait_time",
-            unit="s",
-            description="Time a request queued for a connection at the pool's limits.",
-        )
-        self._creations = meter.create_counter(
-            "trio_conpool.connection.creations",
-            unit="{connection}",
-            description="Connections opened.",
-        )
-        self._closures = meter.create_counter(
-            "trio_conpool.connection.closures",
-            unit="{connection}",
-            description="Connections closed, by reason.",
-        )
-        self._streams = meter.create_histogram(
-            "trio_requests.http2.streams_in_use",
-            unit="{stream}",
-            description="Open streams on an HTTP/2 connection, each time one opens.",
-        )
+        self._metrics = _Instruments.create(meter, self._observe_connections)
         self._handlers: dict[type[Event], Callable[[Any], None]] = {
             RequestStarted: self._started,
             RequestFinished: self._finished,
@@ -234,7 +264,7 @@ class OpenTelemetry:
             span.set_attribute("http.request.method_original", event.method)
         if self._propagate:
             propagate.inject(event.request.headers, context=trace.set_span_in_context(span))
-        self._active.add(1, attributes)
+        self._metrics.active.add(1, attributes)
         self._current.set(_InFlight(span, attributes))
 
     def _finished(self, event: RequestFinished) -> None:
@@ -254,8 +284,8 @@ class OpenTelemetry:
         if error_type is not None:
             attributes["error.type"] = error_type
         self._end_span(request, event, attributes)
-        self._duration.record(event.duration, attributes)
-        self._active.add(-1, request.attributes)
+        self._metrics.duration.record(event.duration, attributes)
+        self._metrics.active.add(-1, request.attributes)
 
     def _end_span(self, request: _InFlight, event: RequestFinished, attributes: Attributes) -> None:
         span = request.span
@@ -280,14 +310,14 @@ class OpenTelemetry:
     # -- span events, and their metrics ---------------------------------------------
 
     def _waited(self, event: PoolWaitFinished) -> None:
-        self._wait.record(event.waited, _endpoint_attributes(event.endpoint))
+        self._metrics.wait.record(event.waited, _endpoint_attributes(event.endpoint))
         if request := self._request():
             request.span.add_event(
                 "pool.wait", {"duration": event.waited, "granted": event.granted}
             )
 
     def _connected(self, event: ConnectFinished) -> None:
-        self._creations.add(1, _endpoint_attributes(event.endpoint))
+        self._metrics.creations.add(1, _endpoint_attributes(event.endpoint))
         request = self._request()
         if request is None:
             return
@@ -345,11 +375,13 @@ class OpenTelemetry:
 
     def _closed(self, event: ConnectionClosed) -> None:
         attributes = _endpoint_attributes(event.endpoint)
-        self._connection_duration.record(event.age, attributes)
-        self._closures.add(1, {**attributes, "trio_conpool.close.reason": event.reason.value})
+        self._metrics.connection_duration.record(event.age, attributes)
+        self._metrics.closures.add(
+            1, {**attributes, "trio_conpool.close.reason": event.reason.value}
+        )
 
     def _stream_opened(self, event: StreamOpened) -> None:
-        self._streams.record(event.active_streams, _peer(event.peer))
+        self._metrics.streams.record(event.active_streams, _peer(event.peer))
 
     def _pool_opened(self, event: PoolOpened) -> None:
         self._pools[event.pool] = RunReader(event.pool.all_stats)
