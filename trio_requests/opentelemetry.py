@@ -169,7 +169,9 @@ class _Instruments:
             connection_duration=meter.create_histogram(
                 "http.client.connection.duration",
                 unit="s",
-                description="The duration of the successfully established outbound HTTP connections.",
+                description=(
+                    "The duration of the successfully established outbound HTTP connections."
+                ),
             ),
             wait=meter.create_histogram(
                 "trio_conpool.pool.wait_time",
