@@ -45,7 +45,8 @@ from ._headers import Headers
 from ._limits import Limits
 from ._models import Request, Response
 from ._retries import Retry
-from ._session import Session, StreamContext
+from ._send_options import StreamContext
+from ._session import Session
 from ._stats import H2Stats, SessionStats
 from ._timeouts import Timeout
 from ._urls import URL

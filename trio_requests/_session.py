@@ -3,12 +3,11 @@ retries, authentication and defaults on top of single exchanges."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, Self
 
@@ -38,6 +37,7 @@ from ._models import Request, RequestContent, Response
 from ._redirects import build_redirect
 from ._retries import Retry
 from ._routes import ProxyArg, ProxyChooser, Route, route
+from ._send_options import DEFAULT_OPTIONS, Auth, SendOptions, StreamContext, authenticate
 from ._stats import H2Stats, SessionStats
 from ._timeouts import DEFAULT_TIMEOUT, UNSET, Timeout, _Unset
 from ._urls import URL, Params, parse_url
@@ -46,7 +46,6 @@ from .events import Redirected, RequestFinished, RequestStarted, RetryCause, Ret
 
 __version__ = "0.1.0"
 
-Auth = tuple[str, str] | Callable[[Request], Request]
 TimeoutArg = Timeout | float | None
 #: What makes two requests of a redirect chain the same request: method,
 #: origin, target and Cookie header (the fragment is never sent).
@@ -241,7 +240,7 @@ class Session:
         Raises:
             RequestError: a subclass saying what failed (see the docs).
         """
-        options = _SendOptions.pop_from(kwargs)
+        options = SendOptions.pop_from(kwargs)
         request = self.build_request(method, url, **kwargs)
         total = self._timeout_for(options.timeout).total
         if total is None:  # no scope to enter and leave: the common case
@@ -250,8 +249,8 @@ class Session:
             return await self._read_whole(request, options)
         raise _total_timeout(request, total)
 
-    async def _read_whole(self, request: Request, options: _SendOptions) -> Response:
-        if options is _DEFAULT_OPTIONS:
+    async def _read_whole(self, request: Request, options: SendOptions) -> Response:
+        if options is DEFAULT_OPTIONS:
             response = await self.send(request)
         else:
             response = await self.send(request, **options.as_kwargs())
@@ -286,7 +285,7 @@ class Session:
         """``async with session.stream("GET", url) as response``: the body is
         read only as you iterate it, and the connection is released (or
         closed, if the body was left unread) when the block ends."""
-        options = _SendOptions.pop_from(kwargs)
+        options = SendOptions.pop_from(kwargs)
         return StreamContext(self, self.build_request(method, url, **kwargs), options)
 
     def build_request(
@@ -327,7 +326,7 @@ class Session:
             raise RuntimeError("use the Session inside `async with Session() as session:`")
         limit = self._timeout_for(timeout)
         follow = self.follow_redirects if isinstance(follow_redirects, _Unset) else follow_redirects
-        request = _authenticate(request, self.auth if isinstance(auth, _Unset) else auth)
+        request = authenticate(request, self.auth if isinstance(auth, _Unset) else auth)
         if self._trace is not None:
             return await self._send_traced(request, limit, follow, self._trace)
         return await self._send_within(request, limit, follow)
@@ -562,70 +561,8 @@ class Session:
         return found
 
 
-@dataclass(frozen=True)
-class _SendOptions:
-    auth: Any = UNSET
-    timeout: Any = UNSET
-    follow_redirects: Any = UNSET
-
-    @classmethod
-    def pop_from(cls, kwargs: dict[str, Any]) -> _SendOptions:
-        """The send options among *kwargs* (removed from it); the shared
-        all-defaults instance when there are none, the common case."""
-        if not kwargs:
-            return _DEFAULT_OPTIONS
-        return cls(
-            **{
-                name: kwargs.pop(name)
-                for name in ("auth", "timeout", "follow_redirects")
-                if name in kwargs
-            }
-        )
-
-    def as_kwargs(self) -> dict[str, Any]:
-        return {
-            "auth": self.auth,
-            "timeout": self.timeout,
-            "follow_redirects": self.follow_redirects,
-        }
-
-
-_DEFAULT_OPTIONS = _SendOptions()
-
-
-class StreamContext:
-    """What :meth:`Session.stream` returns: an async context manager."""
-
-    def __init__(self, session: Session, request: Request, options: _SendOptions) -> None:
-        self._session = session
-        self._request = request
-        self._options = options
-        self._response: Response | None = None
-
-    async def __aenter__(self) -> Response:
-        self._response = await self._session.send(self._request, **self._options.as_kwargs())
-        return self._response
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self._response is not None:
-            await self._response.aclose()
-
-
 def _total_timeout(request: Request, total: float | None) -> TotalTimeout:
     return TotalTimeout(f"the request took longer than Timeout.total={total}s", request=request)
-
-
-def _authenticate(request: Request, auth: Auth | None) -> Request:
-    if auth is None and (request.url.username or request.url.password):
-        auth = (request.url.username or "", request.url.password or "")
-    if auth is None:
-        return request
-    if callable(auth):
-        return auth(request)
-    user, password = auth
-    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-    request.headers["Authorization"] = f"Basic {token}"
-    return request
 
 
 def _hop_key(request: Request, cookie: str | None) -> _HopKey:
