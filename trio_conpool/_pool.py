@@ -23,7 +23,7 @@ from ._dns import DNSCache, system_resolver
 from ._endpoint import Endpoint
 from ._errors import ConnectError, ConnectTimeout, PoolClosed, PoolError, PoolTimeout
 from ._handler import ConnectionInfo, Multiplexed, ProtocolHandler, RawStream
-from ._idle_probe import IdleCheck, peek_idle, probe_tls_idle
+from ._health import ReuseChecks
 from ._lease import Lease, LeaseContext
 from ._ledger import Ledger
 from ._stats import EndpointStats
@@ -77,6 +77,7 @@ class Pool(Generic[S]):
             is_healthy=self._is_healthy,
         )
         self._gate = Gate(config.circuit_breaker)
+        self._checks = ReuseChecks(config.check_readable, config.health_check)
         self._warm_targets: dict[Endpoint, int] = {}
         self._warming = False
         self.dns: DNSCache | None = None
@@ -237,10 +238,14 @@ class Pool(Generic[S]):
         conn = grant.conn
         lease = Lease(self, conn, reused=grant.reused)
         # An exclusive connection a sync peek finds clean needs no more checks.
-        if not fresh and conn.leases == 1 and (conn.multiplexed or not self._looks_clean(conn)):
+        if (
+            not fresh
+            and conn.leases == 1
+            and (conn.multiplexed or not self._checks.settled_clean(conn.payload.transport))
+        ):
             good = False
             try:
-                good = await self._still_good(lease)
+                good = await self._checks.passes(lease)
             finally:
                 if not good:  # failed the checks, or cancelled during them
                     lease._finish()
@@ -268,7 +273,7 @@ class Pool(Generic[S]):
         """
         closed = 0
         for conn in [c for c in self._ledger.idle_lru if not c.multiplexed]:
-            if self._looks_clean(conn):
+            if self._checks.settled_clean(conn.payload.transport):
                 continue
             grant = self._ledger.borrow(conn)
             if grant is None:
@@ -276,7 +281,7 @@ class Pool(Generic[S]):
             lease = Lease(self, conn, reused=False)
             good = False
             try:
-                good = await self._still_good(lease)
+                good = await self._checks.passes(lease)
             finally:
                 lease._finish()
                 if good:
@@ -286,14 +291,6 @@ class Pool(Generic[S]):
                     closed += 1
         return closed
 
-    def _looks_clean(self, conn: Conn) -> bool:
-        """True when a sync peek settles it (no user check to run)."""
-        if self.config.health_check is not None:
-            return False
-        if not self.config.check_readable:
-            return True
-        return peek_idle(conn.payload.transport) is IdleCheck.CLEAN
-
     async def _check_idle_forever(self, interval: float) -> None:
         while True:
             await trio.sleep(interval)
@@ -301,24 +298,6 @@ class Pool(Generic[S]):
                 await self.check_idle()
             except Exception:  # a check crashing must not take the pool down
                 logger.exception("the background check of idle connections failed")
-
-    async def _still_good(self, lease: Lease[S]) -> bool:
-        connection: PooledConnection[S] = lease._conn.payload
-        if self.config.check_readable and not lease.multiplexed:
-            check = peek_idle(connection.transport)
-            if check is IdleCheck.CLOSED:
-                return False
-            if check is IdleCheck.DATA and not (
-                connection.transport.encrypted and await probe_tls_idle(connection.transport)
-            ):
-                return False
-        if self.config.health_check is not None:
-            try:
-                return bool(await self.config.health_check(lease))
-            except Exception:
-                logger.exception("health_check failed for %r", connection.info)
-                return False
-        return True
 
     # -- opening and closing -------------------------------------------------
 
