@@ -28,6 +28,7 @@ from ._lease import Lease, LeaseContext
 from ._ledger import Ledger
 from ._stats import EndpointStats
 from ._tls_sessions import TLSSessions
+from ._warming import KeepWarm
 from .events import (
     CloseReason,
     ConnectFailed,
@@ -45,9 +46,6 @@ from .events import (
 
 S = TypeVar("S")
 logger = logging.getLogger("trio_conpool")
-
-#: Seconds between two checks of :meth:`Pool.keep_warm`'s targets.
-WARM_INTERVAL = 1.0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -78,8 +76,7 @@ class Pool(Generic[S]):
         )
         self._gate = Gate(config.circuit_breaker)
         self._checks = ReuseChecks(config.check_readable, config.health_check)
-        self._warm_targets: dict[Endpoint, int] = {}
-        self._warming = False
+        self._keep_warm = KeepWarm(self, nursery)
         self.dns: DNSCache | None = None
         if config.resolver is not None or config.dns_cache_ttl > 0:
             self.dns = DNSCache(
@@ -509,31 +506,18 @@ class Pool(Generic[S]):
     def keep_warm(self, endpoint: Endpoint, min_idle: int) -> None:
         """Keep at least *min_idle* idle connections to *endpoint*, opened in
         the background (within the limits) so that a burst finds them ready;
-        0 stops. Checked every :data:`WARM_INTERVAL` seconds; failures are
+        0 stops. Checked every second (``_warming.WARM_INTERVAL``); failures are
         logged at debug level and tried again at the next check (an open
         circuit breaker makes them free). For a multiplexed protocol a
         connection is idle while it carries no stream."""
         if isinstance(min_idle, bool) or not isinstance(min_idle, int) or min_idle < 0:
             raise ValueError(f"min_idle must be an int >= 0, got {min_idle!r}")
-        if min_idle == 0:
-            self._warm_targets.pop(endpoint, None)
-            return
-        self._warm_targets[endpoint] = min_idle
-        if not self._warming:
-            self._warming = True
-            self._nursery.start_soon(self._keep_warm)
+        self._keep_warm.set(endpoint, min_idle)
 
-    async def _keep_warm(self) -> None:
-        while self._warm_targets and not self._ledger.closed:
-            for endpoint, target in list(self._warm_targets.items()):
-                stats = self.stats(endpoint)
-                missing = target - stats.idle - stats.connecting
-                if missing > 0:
-                    result = await self.warm(endpoint, missing)
-                    for error in result.errors:
-                        logger.debug("keep_warm(%s): %s", endpoint, error)
-            await trio.sleep(WARM_INTERVAL)
-        self._warming = False
+    @property
+    def closed(self) -> bool:
+        """The pool is closing or closed: it grants no more leases."""
+        return self._ledger.closed
 
     async def close_idle_connections(self, endpoint: Endpoint) -> None:
         """Close the endpoint's idle connections now; leased ones stay."""

@@ -10,7 +10,7 @@ import trio
 import trio.testing
 
 import trio_conpool as cp
-from trio_conpool._pool import WARM_INTERVAL
+from trio_conpool._warming import WARM_INTERVAL
 
 
 async def hold(stream: trio.SocketStream) -> None:
@@ -61,3 +61,11 @@ async def test_keep_warm_wants_a_count() -> None:
     async with cp.open_pool() as pool:
         with pytest.raises(ValueError, match="min_idle"):
             pool.keep_warm(cp.Endpoint("127.0.0.1", 1), -1)
+
+
+async def test_closed_says_when_the_pool_takes_no_more_leases() -> None:
+    async with cp.open_pool() as pool:
+        assert not pool.closed
+    assert pool.closed
+    with pytest.raises(cp.PoolClosed):
+        await pool.acquire(cp.Endpoint("127.0.0.1", 1))
