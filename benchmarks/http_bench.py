@@ -10,7 +10,12 @@ N GETs of a 1 KiB static file from a local nginx (started on loopback ports of
 its own with tests/interop/nginx.py, the same launcher the interop tests use),
 from C concurrent tasks, over HTTPS verified against a trustme CA, HTTP/1.1
 (``--protocol h2``: HTTP/2, which nginx's TLS listener offers by ALPN).
-Every response is checked (status 200, the protocol, 1024 body bytes). Python
+Every response is checked (status 200, the protocol, 1024 body bytes).
+``--scenario`` picks another workload (default ``get1k``, the above):
+``get1m``, GETs of /1m.bin; ``upload``, POSTs of one 64 KiB in-memory body to
+/read (which reads it and answers ``ok\\n``); ``mcs10`` (``--protocol h2``),
+``get1k`` at C=100 against nginx's ``http2_max_concurrent_streams 10``, whose
+TCP connections column shows whether a client queues or spills. Python
 clients are CPU-bound on loopback while nginx idles (benchmarks/RESULTS.md,
 /work/shared/PERF-NOTES.md), so requests per second is the client's
 per-request CPU cost; the harness reports that CPU use next to the rate.
@@ -149,7 +154,13 @@ class Scenario:
                 f"POSTs of a {self.upload_bytes}-byte in-memory body to `{self.path}` "
                 f"(answer `ok\\n`, {self.expect_length} bytes)"
             )
-        return f"GETs of `{self.path}` ({self.expect_length} bytes)"
+        what = f"GETs of `{self.path}` ({self.expect_length} bytes)"
+        if self.max_concurrent_streams is None:
+            return what
+        return (
+            f"{what}, nginx allowing {self.max_concurrent_streams} streams per connection "
+            "(fewer than the tasks: a client queues them or opens more connections)"
+        )
 
 
 UPLOAD_BYTES = 64 * 1024
