@@ -10,7 +10,12 @@ N GETs of a 1 KiB static file from a local nginx (started on loopback ports of
 its own with tests/interop/nginx.py, the same launcher the interop tests use),
 from C concurrent tasks, over HTTPS verified against a trustme CA, HTTP/1.1
 (``--protocol h2``: HTTP/2, which nginx's TLS listener offers by ALPN).
-Every response is checked (status 200, the protocol, 1024 body bytes). Python
+Every response is checked (status 200, the protocol, 1024 body bytes).
+``--scenario`` picks another workload (default ``get1k``, the above):
+``get1m``, GETs of /1m.bin; ``upload``, POSTs of one 64 KiB in-memory body to
+/read (which reads it and answers ``ok\\n``); ``mcs10`` (``--protocol h2``),
+``get1k`` at C=100 against nginx's ``http2_max_concurrent_streams 10``, whose
+TCP connections column shows whether a client queues or spills. Python
 clients are CPU-bound on loopback while nginx idles (benchmarks/RESULTS.md,
 /work/shared/PERF-NOTES.md), so requests per second is the client's
 per-request CPU cost; the harness reports that CPU use next to the rate.
@@ -75,7 +80,6 @@ from tests.interop.nginx import FILES, Nginx, NginxNotInstalled, run_nginx  # no
 
 PEERS = HERE / "peers"
 DEFAULT_PEERS_VENV = HERE / ".peers-venv"
-PATH = "/1k.bin"
 #: what every peer venv gets besides the clients' own packages.
 PEER_BASE_PACKAGES = ("trio", "anyio")
 #: a child that outlives its own --time-limit by this much is killed.
@@ -121,8 +125,85 @@ DEFAULT_CLIENTS = {
 
 
 @dataclass(frozen=True, kw_only=True)
-class Settings:
+class Scenario:
+    """One workload: what every client sends, what it must get back, and how
+    many requests a run makes by default. Large bodies cost far more per
+    request than 1 KiB GETs, so their N is smaller, keeping a run to minutes."""
+
+    name: str
+    path: str
+    #: the response body length every client checks.
+    expect_length: int
+    #: POST a body of this many bytes (0: GET).
+    upload_bytes: int = 0
+    #: default N at C > 1, and at C = 1.
     requests: int = 5000
+    requests_serial: int = 5000
+    concurrency: tuple[int, ...] = (100, 1)
+    protocols: tuple[str, ...] = ("h1", "h2")
+    #: nginx's http2_max_concurrent_streams (None: its default, 128).
+    max_concurrent_streams: int | None = None
+
+    def default_requests(self, concurrency: int) -> int:
+        return self.requests if concurrency > 1 else self.requests_serial
+
+    def describe(self) -> str:
+        """What each request is, for the report's workload line."""
+        if self.upload_bytes:
+            return (
+                f"POSTs of a {self.upload_bytes}-byte in-memory body to `{self.path}` "
+                f"(answer `ok\\n`, {self.expect_length} bytes)"
+            )
+        what = f"GETs of `{self.path}` ({self.expect_length} bytes)"
+        if self.max_concurrent_streams is None:
+            return what
+        return (
+            f"{what}, nginx allowing {self.max_concurrent_streams} streams per connection "
+            "(fewer than the tasks: a client queues them or opens more connections)"
+        )
+
+
+UPLOAD_BYTES = 64 * 1024
+SCENARIOS = {
+    scenario.name: scenario
+    for scenario in (
+        Scenario(name="get1k", path="/1k.bin", expect_length=FILES["/1k.bin"]),
+        Scenario(
+            name="get1m",
+            path="/1m.bin",
+            expect_length=FILES["/1m.bin"],
+            requests=500,
+            requests_serial=200,
+        ),
+        # /read, not /discard: over HTTP/2 nginx ends a connection that sends
+        # it more than ~8 MiB of bodies to discard as a flood (tests/interop/nginx.py).
+        Scenario(
+            name="upload",
+            path="/read",
+            expect_length=len(b"ok\n"),
+            upload_bytes=UPLOAD_BYTES,
+            requests=2000,
+            requests_serial=1000,
+        ),
+        # Fewer streams per connection than tasks: does a client queue on one
+        # connection or spill onto more (the TCP connections column)?
+        Scenario(
+            name="mcs10",
+            path="/1k.bin",
+            expect_length=FILES["/1k.bin"],
+            concurrency=(100,),
+            protocols=("h2",),
+            max_concurrent_streams=10,
+        ),
+    )
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    #: requests per run; None: the scenario's default for each concurrency.
+    requests: int | None = None
+    scenario: Scenario = SCENARIOS["get1k"]
     concurrency: tuple[int, ...] = (100, 1)
     repeats: int = 3
     clients: tuple[str, ...] = DEFAULT_CLIENTS["h1"]
@@ -131,6 +212,12 @@ class Settings:
     time_limit: float = 120.0
     peers_venv: Path = DEFAULT_PEERS_VENV
     install: bool = True
+
+    def requests_at(self, concurrency: int) -> int:
+        """N for a run at *concurrency*: --requests, else the scenario's."""
+        if self.requests is not None:
+            return self.requests
+        return self.scenario.default_requests(concurrency)
 
 
 QUICK = Settings(requests=200, repeats=1, time_limit=30.0)
@@ -219,14 +306,17 @@ def run_client(
     and after gives the TCP connections it used."""
     python = _venv_python(settings.peers_venv) if client.in_peers_venv else Path(sys.executable)
     base = server.https_url if settings.scheme == "https" else server.http_url
+    scenario = settings.scenario
+    requests = settings.requests_at(concurrency)
     argv = [
         str(python),
         str(PEERS / client.script),
-        f"--url={base}{PATH}",
-        f"--requests={settings.requests}",
+        f"--url={base}{scenario.path}",
+        f"--requests={requests}",
         f"--concurrency={concurrency}",
         f"--cafile={server.ca_path}",
-        f"--expect-length={FILES[PATH]}",
+        f"--expect-length={scenario.expect_length}",
+        f"--upload-bytes={scenario.upload_bytes}",
         f"--time-limit={settings.time_limit}",
         f"--protocol={settings.protocol}",
         f"--keepalive-requests={server.keepalive_requests}",
@@ -244,14 +334,14 @@ def run_client(
             stdin=subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired:
-        sample.errors = settings.requests
+        sample.errors = requests
         sample.first_error = f"killed after {settings.time_limit + CHILD_GRACE} s"
         return sample
     finally:
         sample.connections = server.accepted_sync() - before
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
-        sample.errors = settings.requests
+        sample.errors = requests
         tail = " / ".join(done.stderr.strip().splitlines()[-3:])
         sample.first_error = f"exit status {done.returncode}: {tail}"[:400]
         return sample
@@ -302,12 +392,30 @@ def machine_facts(server: Nginx, protocol: str) -> str:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     nginx = ".".join(map(str, server.version))
     library = f"h2 {version('h2')}" if protocol == "h2" else f"h11 {version('h11')}"
+    streams = server.max_concurrent_streams
+    streams_text = "" if streams is None else f", http2_max_concurrent_streams {streams}"
     return (
         f'Machine: {cpus} CPUs (nproc), CPU model "{model}"; {platform.system()} '
         f"{platform.release()}; Python {platform.python_version()}; trio {version('trio')}; "
         f"{library}; nginx/{nginx} (1 worker, keepalive_requests "
-        f"{server.keepalive_requests})."
+        f"{server.keepalive_requests}{streams_text})."
     )
+
+
+def title(settings: Settings) -> str:
+    """The report's heading; get1k's is the one RESULTS.md has always had."""
+    protocol = {"h1": "HTTP/1.1", "h2": "HTTP/2"}[settings.protocol]
+    scenario = settings.scenario.name
+    suffix = "" if scenario == "get1k" else f", scenario {scenario}"
+    return f"### HTTP client throughput ({protocol}, {settings.scheme}{suffix})"
+
+
+def request_counts(settings: Settings) -> str:
+    """``N=5000``, or ``N (500 at C=100, 200 at C=1)`` when N depends on C."""
+    counts = [(settings.requests_at(c), c) for c in settings.concurrency]
+    if len({n for n, _ in counts}) == 1:
+        return f"N={counts[0][0]}"
+    return "N (" + ", ".join(f"{n} at C={c}" for n, c in counts) + ")"
 
 
 def _median_ratio(samples: list[Sample], concurrency: int, peer: str, rounds: int) -> float | None:
@@ -333,13 +441,13 @@ def render(
     protocol = {"h1": "HTTP/1.1", "h2": "HTTP/2"}[settings.protocol]
     tls = " verified against a trustme CA" if settings.scheme == "https" else ""
     lines = [
-        f"### HTTP client throughput ({protocol}, {settings.scheme})",
+        title(settings),
         "",
         f"Command: `{command}`",
         "",
         machine_facts(server, settings.protocol),
         "",
-        f"Workload: N={settings.requests} GETs of `{PATH}` ({FILES[PATH]} bytes) from C tasks, "
+        f"Workload: {request_counts(settings)} {settings.scenario.describe()} from C tasks, "
         f"{settings.scheme.upper()}{tls}, "
         f"{protocol}; each client in a fresh process; {settings.repeats} interleaved round(s), "
         "medians. Every response checked (status, protocol, body length).",
@@ -432,10 +540,25 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="smoke run: N=200, one round")
     parser.add_argument(
-        "-n", "--requests", type=int, help=f"GETs per run (default {default.requests})"
+        "--scenario",
+        choices=tuple(SCENARIOS),
+        default="get1k",
+        help="get1k: GETs of /1k.bin (default); get1m: GETs of /1m.bin; upload: POSTs of "
+        f"{UPLOAD_BYTES} bytes to /read; mcs10 (h2): get1k at C=100 against "
+        "http2_max_concurrent_streams 10",
     )
     parser.add_argument(
-        "-c", "--concurrency", type=_ints, help="comma-separated task counts (default 100,1)"
+        "-n",
+        "--requests",
+        type=int,
+        help="requests per run (default by scenario: get1k, mcs10 5000; "
+        "get1m 500 at C>1 and 200 at C=1; upload 2000 and 1000)",
+    )
+    parser.add_argument(
+        "-c",
+        "--concurrency",
+        type=_ints,
+        help="comma-separated task counts (default 100,1; mcs10: 100)",
     )
     parser.add_argument(
         "-r", "--repeats", type=int, help=f"interleaved rounds (default {default.repeats})"
@@ -458,7 +581,10 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     )
     ns = parser.parse_args(argv)
     settings = QUICK if ns.quick else default
+    scenario = SCENARIOS[ns.scenario]
     overrides: dict[str, Any] = {
+        "scenario": scenario,
+        "concurrency": scenario.concurrency,
         "protocol": ns.protocol,
         "clients": DEFAULT_CLIENTS[ns.protocol],
         "scheme": ns.scheme,
@@ -469,8 +595,13 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         if getattr(ns, name) is not None:
             overrides[name] = getattr(ns, name)
     settings = replace(settings, **overrides)
-    if settings.requests < 1 or settings.repeats < 1 or settings.time_limit <= 0:
+    too_few = settings.requests is not None and settings.requests < 1
+    if too_few or settings.repeats < 1 or settings.time_limit <= 0:
         parser.error("--requests, --repeats and --time-limit must be positive")
+    if settings.protocol not in scenario.protocols:
+        parser.error(
+            f"--scenario {scenario.name} needs --protocol {' or '.join(scenario.protocols)}"
+        )
     if settings.protocol == "h2" and settings.scheme != "https":
         parser.error("--protocol h2 needs --scheme https (nginx offers HTTP/2 by ALPN, on TLS)")
     return settings
@@ -483,7 +614,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     missing = prepare_peers(settings)
     clients = [CLIENTS_BY_KEY[key] for key in settings.clients if key not in missing]
     try:
-        with run_nginx() as server:
+        with run_nginx(max_concurrent_streams=settings.scenario.max_concurrent_streams) as server:
             samples = run_rounds(server, settings, clients)
             print(render(samples, settings, server, command, missing))
     except NginxNotInstalled as exc:

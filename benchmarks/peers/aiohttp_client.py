@@ -1,6 +1,7 @@
 """Benchmark client: aiohttp on asyncio (runs in benchmarks/.peers-venv).
 
-One ClientSession over ``TCPConnector(limit=C)``; C tasks share out N GETs.
+One ClientSession over ``TCPConnector(limit=C)``; C tasks share out N GETs
+(``--upload-bytes``: POSTs of one in-memory body, ``data=body``).
 aiohttp speaks HTTP/1.1 only.
 """
 
@@ -23,7 +24,7 @@ async def run(args: Args, tally: Tally) -> None:
     async def worker(session: aiohttp.ClientSession, count: int) -> None:
         for _ in range(count):  # bounded by this task's share
             try:
-                async with session.get(args.url) as r:
+                async with session.request(args.method, args.url, data=args.body or None) as r:
                     body = await r.read()
                     version = f"HTTP/{r.version.major}.{r.version.minor}"
                     tally.check(r.status, len(body), version)

@@ -10,6 +10,10 @@ Only the standard library is used here, because the peer clients (httpx,
 aiohttp, niquests) run in a separate virtualenv of their own, while the
 trio_requests and bare-h11 clients run in the project's.
 
+With ``--upload-bytes N`` the requests are POSTs of one in-memory body of N
+bytes (:attr:`Args.body`, made once per process); the response is checked the
+same way (status, protocol, ``--expect-length``).
+
 Timing covers the request phase only (connects included, interpreter start-up
 and imports excluded): *seconds* is wall-clock time, *cpu_seconds* the
 process's user+system CPU time over the same phase (``resource.getrusage``),
@@ -46,6 +50,13 @@ class Args:
     protocol: str
     #: requests the server serves on one connection before it ends it (0: unknown).
     keepalive_requests: int = 0
+    #: the request body, built once per process (empty: the requests are GETs).
+    body: bytes = b""
+
+    @property
+    def method(self) -> str:
+        """POST when there is a body to upload, else GET."""
+        return "POST" if self.body else "GET"
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """A verifying context trusting only --cafile (None for http:// URLs)."""
@@ -69,9 +80,15 @@ def parse_args(argv: Sequence[str] | None = None) -> Args:
         default=0,
         help="requests the server allows per connection (0: unknown)",
     )
+    parser.add_argument(
+        "--upload-bytes",
+        type=int,
+        default=0,
+        help="POST a body of this many bytes instead of GETs (0: GET)",
+    )
     ns = parser.parse_args(argv)
-    if ns.requests < 1 or ns.concurrency < 1:
-        parser.error("--requests and --concurrency must be positive")
+    if ns.requests < 1 or ns.concurrency < 1 or ns.upload_bytes < 0:
+        parser.error("--requests and --concurrency must be positive, --upload-bytes not negative")
     return Args(
         url=ns.url,
         requests=ns.requests,
@@ -81,7 +98,15 @@ def parse_args(argv: Sequence[str] | None = None) -> Args:
         time_limit=ns.time_limit,
         protocol=ns.protocol,
         keepalive_requests=max(0, ns.keepalive_requests),
+        body=upload_body(ns.upload_bytes),
     )
+
+
+def upload_body(size: int) -> bytes:
+    """The request body of *size* bytes. Built once, before the timed phase, and
+    sent as it is by every request, so that no client pays for making it."""
+    block = bytes(range(256))
+    return (block * (size // 256 + 1))[:size]
 
 
 def split(total: int, parts: int) -> list[int]:

@@ -1,7 +1,8 @@
 """Benchmark client: bare trio + h11, no pool (runs in the project's environment).
 
 The reference ceiling for HTTP/1.1: C tasks, each with a keep-alive
-connection of its own, each looping requests on it: no pool, no Session,
+connection of its own, each looping requests on it (GETs, or with
+``--upload-bytes`` POSTs of one in-memory body): no pool, no Session,
 no header merging, no retries. What trio_requests costs on top of this is the
 price of its pool and Session. A task reconnects only when the server closes
 the connection (or an error leaves it unusable).
@@ -22,7 +23,7 @@ import trio
 from bench_common import H1, Args, Tally, measure, parse_args, report, split, unsupported
 
 CLIENT = "trio+h11 (bare)"
-#: a 1 KiB response arrives in one or two reads; this bounds a broken one.
+#: a 1 MiB response arrives in a few dozen reads; this bounds a broken one.
 MAX_READS_PER_RESPONSE = 10_000
 READ_SIZE = 65536
 
@@ -37,6 +38,10 @@ class Target:
         self.port = parts.port or (443 if self.tls else 80)
         self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.headers = [("Host", parts.netloc), ("User-Agent", "bench-h11"), ("Accept", "*/*")]
+        self.method = args.method
+        self.body = args.body
+        if self.body:
+            self.headers.append(("Content-Length", str(len(self.body))))
         self.context: ssl.SSLContext | None = args.ssl_context()
         if self.context is not None:
             self.context.set_alpn_protocols(["http/1.1"])
@@ -53,9 +58,12 @@ class Target:
 async def exchange(
     stream: trio.abc.Stream, conn: h11.Connection, target: Target
 ) -> tuple[int, int]:
-    """One request/response on *conn*: (status, body length)."""
-    request = h11.Request(method="GET", target=target.target, headers=target.headers)
-    await stream.send_all(conn.send(request) + conn.send(h11.EndOfMessage()))
+    """One request/response on *conn*: (status, body length). A body goes out
+    in the same send_all as the head (Content-Length framing)."""
+    request = h11.Request(method=target.method, target=target.target, headers=target.headers)
+    head = conn.send(request)
+    body = conn.send(h11.Data(data=target.body)) if target.body else b""
+    await stream.send_all(head + body + conn.send(h11.EndOfMessage()))
     status = 0
     length = 0
     for _ in range(MAX_READS_PER_RESPONSE):

@@ -1,7 +1,8 @@
 """Benchmark client: bare trio + h2, no pool (runs in the project's environment).
 
 The reference ceiling for HTTP/2, as h11_client.py is for HTTP/1.1: ONE TLS
-connection (ALPN ``h2``) carrying C concurrent tasks' GETs as streams, with
+connection (ALPN ``h2``) carrying C concurrent tasks' GETs (or, with
+``--upload-bytes``, POSTs of one in-memory body) as streams, with
 no pool, no Session, no header merging and no retries beyond what the
 protocol forces. What trio_requests costs on top of this is the price of its
 pool and Session.
@@ -17,7 +18,9 @@ The connection is driven the way a hand-written client would:
   WINDOW_UPDATEs go out together;
 * a ``trio.CapacityLimiter`` sized from the server's SETTINGS
   (MAX_CONCURRENT_STREAMS, also when a later SETTINGS frame changes it) is
-  the stream slot a task holds from HEADERS to END_STREAM.
+  the stream slot a task holds from HEADERS to END_STREAM;
+* a request body goes out as DATA frames as the flow-control windows allow
+  (Content-Length set), waiting for the server's WINDOW_UPDATEs.
 
 nginx ends a connection after ``keepalive_requests`` requests (1000 in the
 harness) with GOAWAY: the streams it names as processed (up to
@@ -56,6 +59,8 @@ MAX_ATTEMPTS = 5
 MAX_PREFACE_READS = 100
 #: stream slots when the server sets no MAX_CONCURRENT_STREAMS.
 MAX_SLOTS = 2**31
+#: DATA frames plus window waits one request body may take (64 KiB: 4 frames).
+MAX_BODY_STEPS = 100_000
 
 
 class ConnectionEnded(Exception):
@@ -77,13 +82,16 @@ class Target:
         self.port = parts.port or 443
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self.headers = [
-            (b":method", b"GET"),
+            (b":method", args.method.encode("ascii")),
             (b":scheme", b"https"),
             (b":authority", parts.netloc.encode("ascii")),
             (b":path", path.encode("ascii")),
             (b"user-agent", b"bench-h2"),
             (b"accept", b"*/*"),
         ]
+        self.body = args.body
+        if self.body:
+            self.headers.append((b"content-length", str(len(self.body)).encode("ascii")))
         context = args.ssl_context()
         assert context is not None  # an https:// URL
         context.set_alpn_protocols(["h2"])
@@ -128,6 +136,9 @@ class Connection:
         self.settings_seen = False
         self.cancel_scope = trio.CancelScope()
         self._wake = trio.Event()
+        #: set (and replaced) when a flow-control window opens or streams end,
+        #: so that a body waiting for window space looks again.
+        self._window = trio.Event()
 
     @classmethod
     async def open(cls, target: Target) -> Connection:
@@ -174,6 +185,11 @@ class Connection:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def window_changed(self) -> None:
+        """Wake the bodies waiting for flow-control window (or for their end)."""
+        self._window.set()
+        self._window = trio.Event()
 
     async def _writer(self) -> None:
         try:
@@ -240,6 +256,9 @@ class Connection:
                     limit = self.h2.remote_settings.max_concurrent_streams
                     self.slots.total_tokens = max(1, min(limit, MAX_SLOTS))
                 self.settings_seen = True
+                self.window_changed()  # INITIAL_WINDOW_SIZE may have grown
+            elif isinstance(event, h2.events.WindowUpdated):
+                self.window_changed()
             elif isinstance(event, h2.events.ConnectionTerminated):
                 self.goaway(event)
 
@@ -257,12 +276,14 @@ class Connection:
             record = self.streams.pop(stream_id)
             record.error = Refused(f"stream {stream_id} > GOAWAY's last stream {last}")
             record.done.set()
+        self.window_changed()
 
     def fail_all(self, exc: Exception) -> None:
         for record in self.streams.values():
             record.error = exc
             record.done.set()
         self.streams.clear()
+        self.window_changed()
 
     def fail(self, exc: Exception) -> None:
         """The connection is unusable: fail its streams and stop its tasks."""
@@ -273,19 +294,43 @@ class Connection:
         self.cancel_scope.cancel()
 
     async def get(self, target: Target) -> tuple[int, int]:
-        """One GET as a stream of this connection: (status, body length)."""
+        """One request (GET, or POST with the target's body) as a stream of
+        this connection: (status, body length)."""
         async with self.slots:
             if not self.usable:
                 raise Refused("the connection is going away")
             stream_id = self.h2.get_next_available_stream_id()
-            self.h2.send_headers(stream_id, target.headers, end_stream=True)
+            self.h2.send_headers(stream_id, target.headers, end_stream=not target.body)
             record = Stream()
             self.streams[stream_id] = record
             self.wake()
+            if target.body:
+                await self.send_body(stream_id, target.body, record)
             await record.done.wait()
         if record.error is not None:
             raise record.error
         return record.status, record.length
+
+    async def send_body(self, stream_id: int, body: bytes, record: Stream) -> None:
+        """DATA frames as fast as the stream's and the connection's windows
+        allow, END_STREAM on the last; waits for WINDOW_UPDATE when they are
+        shut. Stops early if the stream ends first (the server may answer
+        before it has read the whole body, then reset the stream)."""
+        sent = 0
+        for _ in range(MAX_BODY_STEPS):  # bounded: each step sends a frame or waits once
+            if record.done.is_set():
+                return
+            window = self.h2.local_flow_control_window(stream_id)
+            size = min(window, self.h2.max_outbound_frame_size, len(body) - sent)
+            if size <= 0:
+                await self._window.wait()
+                continue
+            sent += size
+            self.h2.send_data(stream_id, body[sent - size : sent], end_stream=sent == len(body))
+            self.wake()
+            if sent == len(body):
+                return
+        raise ConnectionEnded(f"body not sent in {MAX_BODY_STEPS} steps")
 
 
 class Connections:

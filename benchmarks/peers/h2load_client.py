@@ -4,7 +4,8 @@ Not a Python client: the row shows what the server and the loopback give when
 the client's cost per request is close to nothing, so the Python rows can be
 read against it. ``h2load -n N -c 1 -m C URL``: one connection, C concurrent
 streams, N requests. Runs in the project's environment (standard library
-only); needs the ``h2load`` binary (Debian package ``nghttp2-client``) and
+only); ``--upload-bytes``: ``-d FILE`` (POST), the body written to a
+temporary file first; needs the ``h2load`` binary (Debian package ``nghttp2-client``) and
 reports itself unsupported without it.
 
 h2load does not open a new connection when the server ends one with GOAWAY
@@ -29,8 +30,12 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench_common import H2, Args, Phase, Tally, parse_args, report, unsupported
 
@@ -98,9 +103,25 @@ def vm_hwm_kib(pid: int) -> int:
     return 0
 
 
-def run_batch(binary: str, args: Args, count: int, deadline: float) -> tuple[str, int]:
+@contextmanager
+def body_options(body: bytes) -> Iterator[list[str]]:
+    """h2load's options for the request body: ``-d FILE`` (POST) with the body
+    written to a temporary file for the duration of the run, none for GETs."""
+    if not body:
+        yield []
+        return
+    with tempfile.TemporaryDirectory(prefix="h2load-") as tmp:
+        path = Path(tmp) / "body.bin"
+        path.write_bytes(body)
+        yield ["-d", str(path)]
+
+
+def run_batch(
+    binary: str, args: Args, count: int, deadline: float, options: Sequence[str]
+) -> tuple[str, int]:
     """One h2load process: its output and sampled peak RSS."""
-    argv = [binary, "-n", str(count), "-c", "1", "-m", str(min(args.concurrency, count)), args.url]
+    streams = str(min(args.concurrency, count))
+    argv = [binary, "-n", str(count), "-c", "1", "-m", streams, *options, args.url]
     peak = 0
     with subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -119,7 +140,7 @@ def run_batch(binary: str, args: Args, count: int, deadline: float) -> tuple[str
     return out, peak
 
 
-def run(binary: str, args: Args, tally: Tally, phase: Phase) -> int:
+def run(binary: str, args: Args, tally: Tally, phase: Phase, options: Sequence[str]) -> int:
     """All batches; returns the peak RSS in KiB."""
     per_batch = args.keepalive_requests or args.requests
     deadline = time.monotonic() + args.time_limit + GRACE
@@ -131,7 +152,7 @@ def run(binary: str, args: Args, tally: Tally, phase: Phase) -> int:
         count = min(per_batch, remaining)
         remaining -= count
         batches += 1
-        out, rss = run_batch(binary, args, count, deadline)
+        out, rss = run_batch(binary, args, count, deadline, options)
         peak = max(peak, rss)
         try:
             batch = parse_summary(out)
@@ -174,7 +195,8 @@ def main() -> int:
         return unsupported(CLIENT, versions, args, "h2load runs only under --protocol h2")
     tally = Tally(expect_length=args.expect_length, expect_version="HTTP/2")
     phase = Phase()
-    peak = run(binary, args, tally, phase)
+    with body_options(args.body) as options:
+        peak = run(binary, args, tally, phase, options)
     report(CLIENT, versions, args, tally, phase, max_rss_kib=peak)
     return 0
 

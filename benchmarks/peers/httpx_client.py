@@ -1,7 +1,8 @@
 """Benchmark client: httpx under trio (runs in benchmarks/.peers-venv).
 
 ``httpx.AsyncClient(http2=False, limits=httpx.Limits(max_connections=C))``;
-httpx runs on trio through anyio. ``--protocol h2`` sets ``http2=True``
+httpx runs on trio through anyio; ``--upload-bytes``: ``client.post(url,
+content=body)``. ``--protocol h2`` sets ``http2=True``
 (needs the ``h2`` package in the peers venv: the harness installs
 ``httpx[http2]``); httpx then sends the C tasks' requests as streams of one
 connection (a second only when the first has no stream to spare).
@@ -33,10 +34,16 @@ async def run(args: Args, tally: Tally) -> None:
         timeout=30.0,
     )
 
+    async def send() -> httpx.Response:
+        """A GET, or with --upload-bytes a POST of the one prepared body."""
+        if args.body:
+            return await client.post(args.url, content=args.body)
+        return await client.get(args.url)
+
     async def worker(count: int) -> None:
         for _ in range(count):  # bounded by this task's share
             try:
-                r = await client.get(args.url)
+                r = await send()
             except httpx.HTTPError as exc:
                 tally.exception(exc)
                 continue

@@ -7,7 +7,8 @@ urllib3-future shelves an HTTP/2 connection as soon as a request is sent, so
 other tasks send theirs on it while the first waits for its answer (so the
 C requests are in flight together). ``multiplexed=True`` is not needed for that; it
 only makes responses lazy (for many requests from ONE task, then
-``gather()``), and measured slower here. HTTP/3 is always off (loopback nginx
+``gather()``), and measured slower here. ``--upload-bytes``:
+``session.post(url, data=body)`` (bytes are sent as they are). HTTP/3 is always off (loopback nginx
 has no QUIC). OCSP revocation checks are off: the trustme certificate names
 no responder, and nothing may leave 127.0.0.1. ``trust_env`` is off: like
 requests, niquests would otherwise let ``REQUESTS_CA_BUNDLE`` override
@@ -44,10 +45,16 @@ async def run(args: Args, tally: Tally) -> None:
     # environment override a Session's verify=; the CA must win.
     session.trust_env = False
 
+    async def send() -> niquests.Response:
+        """A GET, or with --upload-bytes a POST of the one prepared body."""
+        if args.body:
+            return await session.post(args.url, data=args.body)
+        return await session.get(args.url)
+
     async def worker(count: int) -> None:
         for _ in range(count):  # bounded by this task's share
             try:
-                r = await session.get(args.url)
+                r = await send()
             except niquests.RequestException as exc:
                 tally.exception(exc)
                 continue

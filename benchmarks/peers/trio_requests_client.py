@@ -1,7 +1,8 @@
 """Benchmark client: trio_requests (runs in the project's environment).
 
 One Session whose pool may open as many connections as there are tasks
-(``max_connections_per_endpoint = C``); C tasks share out N GETs. See
+(``max_connections_per_endpoint = C``); C tasks share out N GETs (or, with
+``--upload-bytes``, POSTs of one in-memory body: ``content=body``). See
 bench_common.py for the arguments and the JSON line it prints.
 
 ``--protocol h2``: ``Session(http2=True)``; nginx's TLS listener offers h2 by
@@ -83,10 +84,16 @@ async def run(args: Args, tally: Tally, trace: Callable[[Any], None] | None) -> 
         timeout=30.0,
     )
 
+    async def send() -> tr.Response:
+        """A GET, or with --upload-bytes a POST of the one prepared body."""
+        if args.body:
+            return await s.post(args.url, content=args.body)
+        return await s.get(args.url)
+
     async def worker(count: int) -> None:
         for _ in range(count):  # bounded by this task's share
             try:
-                r = await s.get(args.url)
+                r = await send()
             except tr.RequestError as exc:
                 tally.exception(exc)
                 continue

@@ -37,3 +37,34 @@ def test_http_bench_quick_run(protocol: str, bare: str) -> None:
     assert f"| {bare} |" in result.stdout
     assert "| trio_requests+otel |" in result.stdout
     assert "n/a" not in result.stdout  # both really ran this protocol
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize(("protocol", "bare"), [("h1", "h11"), ("h2", "h2")])
+def test_http_bench_upload_scenario(protocol: str, bare: str) -> None:
+    """A scenario other than the default: the POST path of our client and of
+    the bare loops (under h2 with flow control), checked response by response."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "http_bench.py"),
+            "--quick",
+            "--no-install",
+            "--scenario",
+            "upload",
+            "--protocol",
+            protocol,
+            "--clients",
+            f"trio_requests,{bare}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "scenario upload" in result.stdout
+    assert "POSTs of a 65536-byte in-memory body" in result.stdout
+    assert "| trio_requests |" in result.stdout
+    assert f"| {bare} |" in result.stdout
+    assert "n/a" not in result.stdout

@@ -95,3 +95,17 @@ async def test_download_and_upload(nginx: Nginx) -> None:
 
             r = await s.post(f"{nginx.https_url}/upload", content=chunks())
             assert r.text.strip() == "3000000"
+
+
+async def test_read_takes_many_uploads_on_one_connection(nginx: Nginx) -> None:
+    """/read (the upload benchmark's target) reads each body, so 200 uploads of
+    64 KiB (12.5 MiB, past the ~8 MiB of discarded DATA after which nginx ends
+    a connection as a flood) all succeed on one HTTP/2 connection."""
+    body = b"r" * 65536
+    with trio.fail_after(TIME_LIMIT):
+        async with session(nginx) as s:
+            before = await nginx.accepted()
+            for _ in range(200):  # bounded
+                r = await s.post(f"{nginx.https_url}/read", content=body)
+                assert (r.status_code, r.http_version, r.content) == (200, "HTTP/2", b"ok\n")
+            assert await nginx.accepted() - before == 1
