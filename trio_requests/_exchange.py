@@ -114,10 +114,14 @@ class H11Body:
             self._end(reusable=self._conn.finish_cycle())
         return data
 
-    def receive_buffered(self) -> bytes | None:
+    async def receive_rest(self) -> bytes | None:
         if self._done:
             return None
-        data = self._conn.buffered_body()
+        try:
+            data = await self._conn.read_rest(self._request, self._read_timeout)
+        except BaseException:
+            self._end(reusable=False)
+            raise
         if data is not None:
             self._end(reusable=self._conn.finish_cycle())
         return data
@@ -163,8 +167,8 @@ class H2Body:
             self._end()
         return data
 
-    def receive_buffered(self) -> bytes | None:
-        return None  # DATA frames come through the reader task
+    async def receive_rest(self) -> bytes | None:
+        return None  # DATA frames come through the reader task, one by one
 
     async def aclose(self) -> None:
         self._end()

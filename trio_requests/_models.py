@@ -83,10 +83,10 @@ class ResponseStream(Protocol):
         """The next piece of the (still encoded) body; b"" at the end."""
         ...
 
-    def receive_buffered(self) -> bytes | None:
-        """The rest of the body if all of it has already arrived (the stream
-        then ends, as after receive_some() returned b""); None if reading
-        it takes I/O. Lets aread() skip the chunk loop for small bodies."""
+    async def receive_rest(self) -> bytes | None:
+        """The rest of the body in one piece (the stream then ends, as after
+        receive_some() returned b""), if the stream can read it faster than
+        chunk by chunk; None if not. Lets aread() skip the chunk loop."""
         ...
 
     async def aclose(self) -> None:
@@ -219,9 +219,13 @@ class Response:
         if self._consumed:
             raise StreamConsumed("the response body was already read", request=self.request)
         if self._stream is not None and not self._closed:
-            whole = self._stream.receive_buffered()
+            self._consumed = True
+            try:
+                whole = await self._stream.receive_rest()
+            except BaseException:
+                await self.aclose()
+                raise
             if whole is not None:
-                self._consumed = True
                 self.num_bytes_downloaded += len(whole)
                 await self.aclose()  # the stream has ended: no I/O
                 return whole

@@ -273,3 +273,29 @@ async def test_chunked_trailers_are_kept(server: H11Server) -> None:
         r = await s.get(server.url + "/")
         assert r.content == b"abc"
         assert r.trailers["x-checksum"] == "900150983cd2"
+
+
+async def test_a_large_body_read_in_one_loop_keeps_the_connection(server: H11Server) -> None:
+    """A 2 MiB Content-Length body arrives in many reads, which aread()
+    takes in one loop (the driver's read_rest): every byte, in order, and
+    the connection goes back to the pool for the next request."""
+    body = bytes(range(256)) * 8192
+    server.route("GET", "/big", Reply(200, body=body))
+    server.route("GET", "/small", Reply(200, body=b"next"))
+    async with tr.Session() as s:
+        r = await s.get(f"http://127.0.0.1:{server.port}/big")
+        assert r.content == body and r.num_bytes_downloaded == len(body)
+        assert (await s.get(f"http://127.0.0.1:{server.port}/small")).content == b"next"
+    assert [request.connection_index for request in server.requests] == [0, 0]
+
+
+async def test_a_body_that_failed_to_read_cannot_be_read_again(server: H11Server) -> None:
+    server.route("GET", "/cut", Reply(200, body=b"x" * 100_000, truncate_to=50_000))
+    async with (
+        tr.Session(retries=0) as s,
+        s.stream("GET", f"http://127.0.0.1:{server.port}/cut") as r,
+    ):
+        with pytest.raises(tr.RemoteProtocolError, match="received 50000 bytes, expected 100000"):
+            await r.aread()
+        with pytest.raises(tr.StreamConsumed):
+            await r.aread()
