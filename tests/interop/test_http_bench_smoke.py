@@ -12,20 +12,15 @@ import pytest
 from tests.helpers import ROOT
 
 
-@pytest.mark.interop
-@pytest.mark.parametrize(("protocol", "bare"), [("h1", "h11"), ("h2", "h2")])
-def test_http_bench_quick_run(protocol: str, bare: str) -> None:
-    """Also the instrumented row (OpenTelemetry on), the cost of observability."""
+def _quick_run(*args: str) -> str:
+    """``http_bench.py --quick --no-install ARGS``; its stdout (it must succeed)."""
     result = subprocess.run(
         [
             sys.executable,
             str(ROOT / "benchmarks" / "http_bench.py"),
             "--quick",
             "--no-install",
-            "--protocol",
-            protocol,
-            "--clients",
-            f"trio_requests,{bare},trio_requests+otel",
+            *args,
         ],
         capture_output=True,
         text=True,
@@ -33,10 +28,20 @@ def test_http_bench_quick_run(protocol: str, bare: str) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "| trio_requests |" in result.stdout
-    assert f"| {bare} |" in result.stdout
-    assert "| trio_requests+otel |" in result.stdout
-    assert "n/a" not in result.stdout  # both really ran this protocol
+    return result.stdout
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize(("protocol", "bare"), [("h1", "h11"), ("h2", "h2")])
+def test_http_bench_quick_run(protocol: str, bare: str) -> None:
+    """Also the instrumented row (OpenTelemetry on), the cost of observability."""
+    out = _quick_run(
+        "--protocol", protocol, "--clients", f"trio_requests,{bare},trio_requests+otel"
+    )
+    assert "| trio_requests |" in out
+    assert f"| {bare} |" in out
+    assert "| trio_requests+otel |" in out
+    assert "n/a" not in out  # both really ran this protocol
 
 
 @pytest.mark.interop
@@ -44,27 +49,11 @@ def test_http_bench_quick_run(protocol: str, bare: str) -> None:
 def test_http_bench_upload_scenario(protocol: str, bare: str) -> None:
     """A scenario other than the default: the POST path of our client and of
     the bare loops (under h2 with flow control), checked response by response."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "http_bench.py"),
-            "--quick",
-            "--no-install",
-            "--scenario",
-            "upload",
-            "--protocol",
-            protocol,
-            "--clients",
-            f"trio_requests,{bare}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    out = _quick_run(
+        "--scenario", "upload", "--protocol", protocol, "--clients", f"trio_requests,{bare}"
     )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "scenario upload" in result.stdout
-    assert "POSTs of a 65536-byte in-memory body" in result.stdout
-    assert "| trio_requests |" in result.stdout
-    assert f"| {bare} |" in result.stdout
-    assert "n/a" not in result.stdout
+    assert "scenario upload" in out
+    assert "POSTs of a 65536-byte in-memory body" in out
+    assert "| trio_requests |" in out
+    assert f"| {bare} |" in out
+    assert "n/a" not in out
