@@ -142,7 +142,7 @@ async def _finish(carrier: _Carrier, endpoint: Endpoint, sessions: TLSSessions |
     tls = await open_tls(stream, endpoint, endpoint.tls, sessions)
     took = trio.current_time() - started
     if sessions is not None:
-        sessions.remember(endpoint, tls)
+        sessions.remember(endpoint, tls, just_connected=True)
     alpn, version, reused = tls.selected_alpn_protocol(), tls.version(), tls.session_reused
     return Transport(tls, sock, alpn, version, peer, local, reused, took, proxy_tls)
 

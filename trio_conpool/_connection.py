@@ -82,9 +82,15 @@ class PooledConnection(Generic[S]):
             except Exception:
                 logger.exception("on_close of %r failed", self.info)
             finally:
-                # Stop the tasks before closing the socket under them, or a
-                # reader would see "another task closed this fd" and crash.
-                self.cancel_tasks()
-                if self._scope is not None:
-                    await self._stopped.wait()
-                await self.transport.stream.aclose()
+                await self._stop_and_close()
+
+    async def _stop_and_close(self) -> None:
+        # Stop the tasks before closing the socket under them, or a reader
+        # would see "another task closed this fd" and crash; but out of
+        # grace, the socket closes without waiting (they are cancelled).
+        self.cancel_tasks()
+        try:
+            if self._scope is not None:
+                await self._stopped.wait()
+        finally:
+            await self.transport.stream.aclose()

@@ -44,9 +44,10 @@ async def open_tls(
     below = ProbeableStream(stream) if isinstance(stream, trio.SocketStream) else stream
     try:
         ssl_stream = _wrap(below, tls, hostname)
-        if sessions is not None:
-            sessions.offer(endpoint, ssl_stream)
+        offered = None if sessions is None else sessions.offer(endpoint, ssl_stream)
         await ssl_stream.do_handshake()
+        if sessions is not None and offered is not None and not ssl_stream.session_reused:
+            sessions.declined(endpoint, offered)
     except trio.BrokenResourceError as exc:
         # SSLStream reports every failure this way, the ssl/OS error chained.
         cause = exc.__cause__ or exc

@@ -191,3 +191,24 @@ async def test_acquire_without_checkpoint_still_raises_if_cancelled(nursery: tri
             await pool.acquire(ep, checkpoint=False)
         assert scope.cancelled_caught
         await works(pool, ep)
+
+
+class _SlowGoodbye(cp.RawStream):
+    """A handler whose goodbye outlasts any ``close_timeout``."""
+
+    async def on_close(self, state: trio.abc.Stream) -> None:
+        await trio.sleep_forever()
+
+
+async def test_a_close_out_of_grace_still_closes_the_socket(nursery: trio.Nursery) -> None:
+    """The goodbye uses up the whole grace, so stopping the connection's
+    tasks has no time left: the socket must close all the same."""
+    server = await start_server(nursery)
+    ep = cp.Endpoint("127.0.0.1", server.port)
+    fds = open_fds()
+    async with cp.open_pool(cp.PoolConfig(close_timeout=0.2), handler=_SlowGoodbye()) as pool:
+        await (await pool.acquire(ep)).release()
+    with trio.fail_after(5):  # the server sees the client's close
+        await server.wait_for(lambda: server.closed_by_client == 1)
+    assert pool.stats(ep).total_closed == 1
+    assert open_fds() == fds
