@@ -20,6 +20,7 @@ from ._lease import Lease, LeaseContext
 from ._pool import Pool, WarmResult, open_pool
 from ._proxy import Proxy
 from ._stats import EndpointStats
+from ._tls_stream import TLSStream
 
 __all__ = [
     "AccessMode",
@@ -46,6 +47,7 @@ __all__ = [
     "RawStream",
     "TLSConfig",
     "TLSError",
+    "TLSStream",
     "WarmResult",
     "open_pool",
 ]

@@ -28,6 +28,7 @@ from ._errors import ConnectError, ConnectTimeout, ProxyError
 from ._proxy import Proxy
 from ._tls import open_proxy_tls, open_tls
 from ._tls_sessions import TLSSessions
+from ._tls_stream import TLSStream
 from ._transport import Transport
 from ._tunnel import open_tunnel
 
@@ -135,7 +136,7 @@ async def _finish(carrier: _Carrier, endpoint: Endpoint, sessions: TLSSessions |
         peer, local = sock.getpeername(), sock.getsockname()
     except OSError as exc:
         raise _connect_error(endpoint, exc) from exc
-    proxy_tls = stream.version() if isinstance(stream, trio.SSLStream) else None
+    proxy_tls = stream.version() if isinstance(stream, TLSStream) else None
     if endpoint.tls is None:
         return Transport(stream, sock, None, None, peer, local, proxy_tls_version=proxy_tls)
     started = trio.current_time()

@@ -28,6 +28,7 @@ import socket as stdlib_socket
 
 import trio
 
+from ._tls_stream import TLSStream
 from ._transport import Transport
 
 
@@ -97,7 +98,7 @@ async def probe_tls_idle(transport: Transport) -> bool:
     """
     stream = transport.stream
     bottom = _bottom(stream)
-    if not isinstance(stream, trio.SSLStream) or bottom is None:
+    if not isinstance(stream, TLSStream) or bottom is None:
         raise TypeError("probe_tls_idle needs a TLS transport made by open_transport")
     with trio.CancelScope() as probe:
         bottom.probe = probe
@@ -113,7 +114,7 @@ async def probe_tls_idle(transport: Transport) -> bool:
 
 def _bottom(stream: trio.abc.Stream) -> ProbeableStream | None:
     """The :class:`ProbeableStream` under *stream*'s TLS layers, if any."""
-    while isinstance(stream, trio.SSLStream):
+    while isinstance(stream, TLSStream):
         stream = stream.transport_stream
     return stream if isinstance(stream, ProbeableStream) else None
 

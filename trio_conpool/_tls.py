@@ -14,6 +14,7 @@ from ._errors import ProxyError, TLSError
 from ._idle_probe import ProbeableStream
 from ._proxy import Proxy
 from ._tls_sessions import TLSSessions
+from ._tls_stream import TLSStream
 
 
 async def open_tls(
@@ -21,7 +22,7 @@ async def open_tls(
     endpoint: Endpoint,
     tls: TLSConfig,
     sessions: TLSSessions | None = None,
-) -> trio.SSLStream[trio.abc.Stream]:
+) -> TLSStream:
     """Wrap *stream* in TLS, offer ``tls.alpn``, and complete the handshake.
 
     A socket stream is read through a :class:`ProbeableStream`; a stream
@@ -34,7 +35,7 @@ async def open_tls(
     ALPN without changing the caller's context: :mod:`ssl` sets ALPN only on an
     :class:`ssl.SSLContext`, and OpenSSL copies the context's list into each
     connection when it is created (``SSL_new``, inside ``wrap_bio``, which
-    ``SSLStream.__init__`` calls synchronously). So the list is set, the
+    ``TLSStream.__init__`` calls synchronously). So the list is set, the
     stream built, and the list cleared again with no checkpoint in between:
     no other task can see it. Caveat: the list is cleared, not restored,
     because :mod:`ssl` cannot read it back. A context whose owner configured
@@ -49,22 +50,20 @@ async def open_tls(
         if sessions is not None and offered is not None and not ssl_stream.session_reused:
             sessions.declined(endpoint, offered)
     except trio.BrokenResourceError as exc:
-        # SSLStream reports every failure this way, the ssl/OS error chained.
+        # TLSStream reports every failure this way, the ssl/OS error chained.
         cause = exc.__cause__ or exc
         raise _tls_error(endpoint, hostname, cause) from cause
     return ssl_stream
 
 
-def _wrap(
-    stream: trio.abc.Stream, tls: TLSConfig, hostname: str
-) -> trio.SSLStream[trio.abc.Stream]:
+def _wrap(stream: trio.abc.Stream, tls: TLSConfig, hostname: str) -> TLSStream:
     if tls.ssl_context is None:
-        return trio.SSLStream(stream, _default_context(tls.alpn), server_hostname=hostname)
+        return TLSStream(stream, _default_context(tls.alpn), hostname)
     if not tls.alpn:
-        return trio.SSLStream(stream, tls.ssl_context, server_hostname=hostname)
+        return TLSStream(stream, tls.ssl_context, hostname)
     tls.ssl_context.set_alpn_protocols(tls.alpn)
     try:
-        return trio.SSLStream(stream, tls.ssl_context, server_hostname=hostname)
+        return TLSStream(stream, tls.ssl_context, hostname)
     finally:
         tls.ssl_context.set_alpn_protocols([])
 
@@ -138,9 +137,7 @@ def _tls_reason(hostname: str, cause: BaseException) -> str:
 _PROXY_ALPN = ("http/1.1",)
 
 
-async def open_proxy_tls(
-    tcp: trio.SocketStream, proxy: Proxy, endpoint: Endpoint
-) -> trio.SSLStream[trio.abc.Stream]:
+async def open_proxy_tls(tcp: trio.SocketStream, proxy: Proxy, endpoint: Endpoint) -> TLSStream:
     """The TLS handshake with an https proxy: SNI and verification for the
     proxy's host name, ALPN ``http/1.1`` (CONNECT is an HTTP/1.1 request).
 

@@ -30,11 +30,12 @@ session must never cross to a different server name or trust setting.
 from __future__ import annotations
 
 import ssl
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import trio
 
 from ._endpoint import Endpoint
+from ._tls_stream import TLSStream
 
 #: Endpoints whose session is kept; the least recently stored goes first.
 MAX_ENDPOINTS = 1024
@@ -55,7 +56,7 @@ class TLSSessions:
         self._kept: dict[Endpoint, _Kept] = {}
         self._max = max_endpoints
 
-    def offer(self, endpoint: Endpoint, stream: trio.SSLStream[Any]) -> ssl.SSLSession | None:
+    def offer(self, endpoint: Endpoint, stream: TLSStream) -> ssl.SSLSession | None:
         """Before the handshake: ask to resume *endpoint*'s last session;
         returns the session offered, if any."""
         kept = self._kept.get(endpoint)
@@ -82,7 +83,7 @@ class TLSSessions:
         """Keep *stream*'s session if it can resume and the kept one is due
         for refreshing (after a handshake: *just_connected*, a lease, or
         before a close)."""
-        if not isinstance(stream, trio.SSLStream):
+        if not isinstance(stream, TLSStream):
             return
         kept = self._kept.get(endpoint)
         if kept is not None and trio.current_time() < kept.refresh_at:

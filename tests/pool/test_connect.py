@@ -19,7 +19,7 @@ import trio.testing
 import trustme
 
 from tests.pool.servers import plain_http_400
-from trio_conpool import ConnectError, ConnectTimeout, Endpoint, TLSConfig, TLSError
+from trio_conpool import ConnectError, ConnectTimeout, Endpoint, TLSConfig, TLSError, TLSStream
 from trio_conpool._connect import open_transport
 from trio_conpool._idle_probe import IdleCheck, peek_idle, probe_tls_idle
 from trio_conpool._transport import Transport
@@ -165,7 +165,7 @@ async def test_tls_negotiates_alpn(
     server_ssl_context.set_alpn_protocols(["h2", "http/1.1"])
     port = await serve(nursery, tls_server(server_ssl_context))
     async with connected(tls_endpoint(port, client_ssl_context, alpn=("h2", "http/1.1"))) as t:
-        assert isinstance(t.stream, trio.SSLStream)
+        assert isinstance(t.stream, TLSStream)
         assert (t.alpn_protocol, t.tls_version) == ("h2", "TLSv1.3")
         assert t.peer_address == ("127.0.0.1", port)
         await roundtrip(t.stream)

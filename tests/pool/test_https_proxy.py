@@ -78,7 +78,7 @@ async def test_plain_target_through_an_https_proxy(
         transport = await open_transport(target(server.port, None, proxy), timeout=5)
         async with transport.stream:
             await roundtrip(transport.stream)
-    assert isinstance(transport.stream, trio.SSLStream)  # the proxy's TLS
+    assert isinstance(transport.stream, cp.TLSStream)  # the proxy's TLS
     assert (transport.tls_version, transport.proxy_tls_version) == (None, "TLSv1.3")
     assert transport.encrypted
 

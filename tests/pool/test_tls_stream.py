@@ -1,0 +1,199 @@
+"""TLSStream, the pool's client-side TLS: trio's generic stream checks over
+memory streams against trio's own server-side SSLStream, and its TLS
+behaviour (close_notify, EOF, errors, cancellation, big writes) over
+loopback sockets."""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+
+import pytest
+import trio
+import trio.testing
+
+from tests.pool.servers import Server, start_server
+from trio_conpool import TLSStream
+
+HOST = "localhost"
+
+
+def _pair(
+    client_context: ssl.SSLContext,
+    server_context: ssl.SSLContext,
+    transports: tuple[trio.abc.Stream, trio.abc.Stream],
+) -> tuple[TLSStream, trio.SSLStream[trio.abc.Stream]]:
+    client_transport, server_transport = transports
+    client = TLSStream(client_transport, client_context, HOST)
+    server = trio.SSLStream(server_transport, server_context, server_side=True)
+    return client, server
+
+
+@pytest.mark.parametrize(
+    "version", [ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2], ids=["TLSv1.3", "TLSv1.2"]
+)
+async def test_trio_generic_stream_checks(
+    client_ssl_context: ssl.SSLContext,
+    server_ssl_context: ssl.SSLContext,
+    version: ssl.TLSVersion,
+) -> None:
+    """trio's conformance suite for two-way streams (conflicts, checkpoints,
+    close semantics, send_all while the peer is not reading), both ways."""
+    server_ssl_context.maximum_version = version
+
+    async def stream_maker() -> tuple[trio.abc.Stream, trio.abc.Stream]:
+        return _pair(client_ssl_context, server_ssl_context, trio.testing.memory_stream_pair())
+
+    async def clogged_stream_maker() -> tuple[trio.abc.Stream, trio.abc.Stream]:
+        client, server = _pair(
+            client_ssl_context, server_ssl_context, trio.testing.lockstep_stream_pair()
+        )
+        # Handshakes first, or a receive_some meant to unclog the other side
+        # would start a handshake and get stuck itself (as trio's own test says).
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client.do_handshake)
+            nursery.start_soon(server.do_handshake)
+        return client, server
+
+    await trio.testing.check_two_way_stream(stream_maker, clogged_stream_maker)
+
+
+async def _tls_server(
+    nursery: trio.Nursery, server_context: ssl.SSLContext, handler: object
+) -> Server:
+    async def serve(server: Server, stream: trio.abc.Stream) -> None:
+        tls = trio.SSLStream(stream, server_context, server_side=True)
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await handler(tls)  # type: ignore[operator]
+
+    return await start_server(nursery, serve)
+
+
+async def _connect(server: Server, context: ssl.SSLContext) -> TLSStream:
+    tcp = await trio.open_tcp_stream("127.0.0.1", server.port)
+    tls = TLSStream(tcp, context, HOST)
+    await tls.do_handshake()
+    return tls
+
+
+async def _echo(tls: trio.SSLStream[trio.abc.Stream]) -> None:
+    async for data in tls:
+        await tls.send_all(data)
+
+
+async def test_a_megabyte_each_way_over_a_socket(
+    nursery: trio.Nursery, client_ssl_context: ssl.SSLContext, server_ssl_context: ssl.SSLContext
+) -> None:
+    server = await _tls_server(nursery, server_ssl_context, _echo)
+    tls = await _connect(server, client_ssl_context)
+    payload = bytes(range(256)) * 4096
+    received = bytearray()
+
+    async def read_back() -> None:
+        while len(received) < len(payload):
+            received.extend(await tls.receive_some())
+
+    async with trio.open_nursery() as inner:
+        inner.start_soon(read_back)
+        await tls.send_all(payload)  # the echo blocks unless we read meanwhile
+    assert received == payload
+    assert tls.version() in ("TLSv1.2", "TLSv1.3")
+    assert tls.getpeercert()["subjectAltName"]
+    await tls.aclose()
+
+
+async def test_close_notify_reads_as_the_end_and_a_bare_eof_as_broken(
+    nursery: trio.Nursery, client_ssl_context: ssl.SSLContext, server_ssl_context: ssl.SSLContext
+) -> None:
+    async def say_bye(tls: trio.SSLStream[trio.abc.Stream]) -> None:
+        await tls.send_all(b"bye")
+        await tls.aclose()
+
+    async def hang_up(tls: trio.SSLStream[trio.abc.Stream]) -> None:
+        await tls.send_all(b"bye")
+        await tls.transport_stream.aclose()  # no close_notify
+
+    clean = await _connect(
+        await _tls_server(nursery, server_ssl_context, say_bye), client_ssl_context
+    )
+    assert await clean.receive_some() == b"bye"
+    assert await clean.receive_some() == b""
+    assert await clean.receive_some() == b""
+    await clean.aclose()
+
+    ragged = await _connect(
+        await _tls_server(nursery, server_ssl_context, hang_up), client_ssl_context
+    )
+    assert await ragged.receive_some() == b"bye"
+    with pytest.raises(trio.BrokenResourceError) as caught:
+        await ragged.receive_some()
+    assert isinstance(caught.value.__cause__, ssl.SSLError)
+    with pytest.raises(trio.BrokenResourceError):
+        await ragged.send_all(b"x")
+    await ragged.aclose()
+
+
+async def test_our_close_sends_close_notify(
+    nursery: trio.Nursery, client_ssl_context: ssl.SSLContext, server_ssl_context: ssl.SSLContext
+) -> None:
+    seen: list[bytes] = []
+
+    async def listen(tls: trio.SSLStream[trio.abc.Stream]) -> None:
+        seen.append(bytes(await tls.receive_some()))
+        seen.append(bytes(await tls.receive_some()))  # b"" only after close_notify
+
+    server = await _tls_server(nursery, server_ssl_context, listen)
+    tls = await _connect(server, client_ssl_context)
+    await tls.send_all(b"hi")
+    await tls.aclose()
+    await server.wait_for(lambda: server.closed_by_client == 1)
+    assert seen == [b"hi", b""]
+    with pytest.raises(trio.ClosedResourceError):
+        await tls.receive_some()
+
+
+async def test_a_bad_certificate_breaks_the_handshake_with_the_ssl_error(
+    nursery: trio.Nursery, server_ssl_context: ssl.SSLContext
+) -> None:
+    server = await _tls_server(nursery, server_ssl_context, _echo)
+    untrusting = ssl.create_default_context()  # not our CA
+    tcp = await trio.open_tcp_stream("127.0.0.1", server.port)
+    tls = TLSStream(tcp, untrusting, HOST)
+    with pytest.raises(trio.BrokenResourceError) as caught:
+        await tls.do_handshake()
+    assert isinstance(caught.value.__cause__, ssl.SSLCertVerificationError)
+    with pytest.raises(trio.BrokenResourceError):
+        await tls.send_all(b"x")
+    await tls.aclose()
+
+
+async def test_a_cancelled_receive_leaves_the_stream_usable(
+    nursery: trio.Nursery, client_ssl_context: ssl.SSLContext, server_ssl_context: ssl.SSLContext
+) -> None:
+    server = await _tls_server(nursery, server_ssl_context, _echo)
+    tls = await _connect(server, client_ssl_context)
+    with trio.move_on_after(0.05) as scope:
+        await tls.receive_some()  # nothing comes
+    assert scope.cancelled_caught
+    await tls.send_all(b"still here")
+    assert await tls.receive_some() == b"still here"
+    await tls.aclose()
+
+
+async def test_a_cancelled_send_breaks_the_stream(
+    nursery: trio.Nursery, client_ssl_context: ssl.SSLContext, server_ssl_context: ssl.SSLContext
+) -> None:
+    """A send cut off mid-record leaves the TLS stream unusable, as trio's."""
+
+    async def never_read(tls: trio.SSLStream[trio.abc.Stream]) -> None:
+        await tls.do_handshake()
+        await trio.sleep_forever()
+
+    server = await _tls_server(nursery, server_ssl_context, never_read)
+    tls = await _connect(server, client_ssl_context)
+    with trio.move_on_after(0.2) as scope:
+        await tls.send_all(b"x" * 50_000_000)  # more than the socket buffers hold
+    assert scope.cancelled_caught
+    with pytest.raises(trio.BrokenResourceError):
+        await tls.send_all(b"more")
+    await tls.aclose()

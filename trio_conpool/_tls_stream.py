@@ -1,0 +1,290 @@
+"""A lean client-side TLS stream: :class:`ssl.SSLObject` over any trio stream.
+
+Why not :class:`trio.SSLStream`: it is general (server side, ``https_compatible``,
+``unwrap``) and pays for it on every call: two locks and two conflict
+detectors per operation, a generic retry loop, and a ``__setattr__`` that
+forwards attributes. Measured with cachegrind on 1 KiB HTTPS requests, it
+executed about 277k instructions per request where this class executes about
+146k, for the same bytes on the wire.
+
+The semantics are trio's: ``send_all``/``receive_some`` are checkpoints and
+raise :exc:`trio.BusyResourceError` when two tasks do the same thing at
+once; an ssl error is a :exc:`trio.BrokenResourceError` with the
+:class:`ssl.SSLError` as its cause; a clean ``close_notify`` reads as
+``b""``, an EOF without one as broken; a cancelled send leaves the stream
+broken (part of a record may be on the wire), a cancelled receive does not.
+``aclose`` sends ``close_notify`` and closes without waiting for the
+peer's (as trio does, and as TLS allows).
+
+The one subtle case is TLS 1.2 renegotiation: a ``write`` may need the
+peer's handshake records first (:exc:`ssl.SSLWantReadError`), while another
+task may already be reading the transport. Both directions therefore go
+through :meth:`_fill` (one transport read at a time; a second task waits
+for its bytes instead of reading concurrently) and :meth:`_flush` (one
+transport send at a time, draining everything the TLS layer has produced),
+and each retries its ssl call after the other has made progress. In the
+common case neither waits, and each costs a flag check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import operator
+import ssl
+from typing import Any
+
+import trio
+
+#: Ciphertext read from the transport at once (four full TLS records).
+READ_SIZE = 65536
+
+#: Plaintext returned by ``receive_some()`` without a size.
+DEFAULT_RECEIVE_SIZE = 65536
+
+
+class TLSStream(trio.abc.Stream):
+    """TLS, client side, over *transport_stream*; see the module docstring.
+
+    Args:
+        transport_stream: the stream to encrypt (a socket, or another
+            TLSStream for TLS inside an https proxy's tunnel).
+        context: verification, ALPN, versions; ``wrap_bio`` copies what it
+            needs when this object is built.
+        server_hostname: for SNI and the certificate's name check (made in
+            :meth:`do_handshake`).
+    """
+
+    def __init__(
+        self, transport_stream: trio.abc.Stream, context: ssl.SSLContext, server_hostname: str
+    ) -> None:
+        self.transport_stream = transport_stream
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self.ssl_object = context.wrap_bio(
+            self._incoming, self._outgoing, server_side=False, server_hostname=server_hostname
+        )
+        self._handshaken = False
+        self._handshaking: trio.Event | None = None
+        self._receiving = self._sending = False
+        self._filling = self._flushing = False
+        self._filled: trio.Event | None = None  # created only when someone waits
+        self._flushed: trio.Event | None = None
+        self._broken = self._closed = False
+
+    # -- what ssl knows about the connection -----------------------------------
+
+    @property
+    def session(self) -> ssl.SSLSession | None:
+        """The TLS session (a copy: reading it is not cheap); settable before
+        the handshake to resume one."""
+        return self.ssl_object.session
+
+    @session.setter
+    def session(self, session: ssl.SSLSession) -> None:
+        self.ssl_object.session = session
+
+    @property
+    def session_reused(self) -> bool:
+        return self.ssl_object.session_reused
+
+    def selected_alpn_protocol(self) -> str | None:
+        return self.ssl_object.selected_alpn_protocol()
+
+    def version(self) -> str | None:
+        return self.ssl_object.version()
+
+    def getpeercert(self, binary_form: bool = False) -> Any:
+        return self.ssl_object.getpeercert(binary_form)
+
+    def cipher(self) -> tuple[str, str, int] | None:
+        return self.ssl_object.cipher()
+
+    # -- the handshake -----------------------------------------------------------
+
+    async def do_handshake(self) -> None:
+        """Run the handshake (once; later calls only checkpoint). The
+        certificate and the host name are checked here.
+
+        Raises:
+            trio.BrokenResourceError: it failed; the ssl (or OS) error chained.
+        """
+        if self._handshaken:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._handshaking is not None:  # implicit handshakes in both directions
+            await self._handshaking.wait()
+            if not self._handshaken:
+                raise trio.BrokenResourceError("the TLS handshake failed")
+            return
+        self._check_usable()
+        self._handshaking = done = trio.Event()
+        try:
+            await self._retry_reading(self.ssl_object.do_handshake)
+            await self._flush()
+            self._handshaken = True
+        except BaseException:
+            self._broken = True
+            raise
+        finally:
+            self._handshaking = None
+            done.set()
+
+    # -- the stream --------------------------------------------------------------
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        if self._sending:
+            raise trio.BusyResourceError("another task is already sending on this stream")
+        self._sending = True
+        try:
+            self._check_usable()
+            if not self._handshaken:
+                await self.do_handshake()
+            if not data:
+                await trio.lowlevel.checkpoint()
+                return
+            try:
+                await self._retry_reading(self.ssl_object.write, data)
+                if self._flushing:  # a receive is sending (ours too): its end is ours
+                    await self._wait_for_flush()
+                else:
+                    await self._flush()
+            except BaseException:
+                self._broken = True  # part of a record may have gone out
+                raise
+        finally:
+            self._sending = False
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if self._receiving:
+            raise trio.BusyResourceError("another task is already receiving on this stream")
+        if max_bytes is None:
+            max_bytes = DEFAULT_RECEIVE_SIZE
+        elif operator.index(max_bytes) < 1:
+            raise ValueError("max_bytes must be >= 1")
+        self._receiving = True
+        try:
+            self._check_usable()
+            if not self._handshaken:
+                await self.do_handshake()
+            try:
+                data: bytes = self.ssl_object.read(max_bytes)
+            except ssl.SSLWantReadError:
+                data = await self._retry_reading(self.ssl_object.read, max_bytes)
+            else:  # it was all buffered: the checkpoint the transport did not make
+                await trio.lowlevel.checkpoint()
+            if self._outgoing.pending:  # the read answered the peer (an alert, a key update)
+                await self._flush()
+            return data
+        except ssl.SSLZeroReturnError:
+            await trio.lowlevel.checkpoint()
+            return b""  # close_notify: a clean end, and every later read too
+        except ssl.SSLError as exc:  # found by the first read (an EOF fed before)
+            self._broken = True
+            raise trio.BrokenResourceError(f"TLS error: {exc}") from exc
+        except trio.Cancelled:
+            raise  # nothing was consumed: the stream stays usable
+        except BaseException:
+            self._broken = True
+            raise
+        finally:
+            self._receiving = False
+
+    async def wait_send_all_might_not_block(self) -> None:
+        if self._sending:
+            raise trio.BusyResourceError("another task is already sending on this stream")
+        self._sending = True
+        try:
+            self._check_usable()
+            await self._wait_for_flush()
+            await self.transport_stream.wait_send_all_might_not_block()
+        finally:
+            self._sending = False
+
+    async def aclose(self) -> None:
+        """Send ``close_notify`` (unless broken, or another task is sending)
+        and close the transport; the transport closes even if cancelled."""
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            return
+        self._closed = True
+        if self._broken or not self._handshaken or self._flushing:
+            await self.transport_stream.aclose()
+            return
+        try:
+            with contextlib.suppress(ssl.SSLWantReadError):  # theirs is not awaited
+                self.ssl_object.unwrap()  # writes our close_notify
+            await self._flush()
+        except (trio.BrokenResourceError, ssl.SSLError):
+            pass  # the peer went first: nothing to say goodbye to
+        except BaseException:
+            await trio.aclose_forcefully(self.transport_stream)
+            raise
+        await self.transport_stream.aclose()
+
+    # -- moving ciphertext -------------------------------------------------------
+
+    async def _retry_reading(self, operation: Any, *args: Any) -> Any:
+        """Call the ssl *operation* until it no longer needs the peer's
+        bytes, sending what it produces first; ssl errors become broken."""
+        while True:
+            try:
+                return operation(*args)
+            except ssl.SSLWantReadError:
+                await self._flush()
+                await self._fill()
+            except ssl.SSLZeroReturnError:
+                raise
+            except ssl.SSLError as exc:
+                raise trio.BrokenResourceError(f"TLS error: {exc}") from exc
+
+    async def _fill(self) -> None:
+        """Feed the transport's next bytes to ssl. If another task is
+        already reading the transport, wait for its bytes instead."""
+        if self._filling:
+            if self._filled is None:
+                self._filled = trio.Event()
+            await self._filled.wait()
+            return
+        self._filling = True
+        try:
+            data = await self.transport_stream.receive_some(READ_SIZE)
+            if data:
+                self._incoming.write(data)
+            else:
+                self._incoming.write_eof()
+        finally:
+            self._filling = False
+            if self._filled is not None:
+                self._filled.set()
+                self._filled = None
+
+    async def _flush(self) -> None:
+        """Send everything ssl has produced. If another task is sending, it
+        sends this too (it drains until nothing is left): no need to wait,
+        and a receive must not wait on a send the peer may not read."""
+        if self._flushing or not self._outgoing.pending:
+            return
+        self._flushing = True
+        try:
+            while self._outgoing.pending:
+                await self.transport_stream.send_all(self._outgoing.read())
+        except BaseException:
+            self._broken = True
+            raise
+        finally:
+            self._flushing = False
+            if self._flushed is not None:
+                self._flushed.set()
+                self._flushed = None
+
+    async def _wait_for_flush(self) -> None:
+        while self._flushing:
+            if self._flushed is None:
+                self._flushed = trio.Event()
+            await self._flushed.wait()
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("this TLS stream was closed")
+        if self._broken:
+            raise trio.BrokenResourceError("this TLS stream is broken (an earlier error)")
