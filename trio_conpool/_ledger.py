@@ -109,9 +109,10 @@ class Ledger:
         Only when nobody waits (for this endpoint, or for room under
         ``max_total``), so it never overtakes a waiter, and only when the
         connection is fit. None means nothing was done: ask :meth:`request`,
-        which also closes a connection that is no longer fit."""
+        which also closes a connection that is no longer fit. (A closing
+        pool has no idle connections.)"""
         book = self.books.get(endpoint)
-        if book is None or not book.idle or book.waiters or self.blocked or self.closed:
+        if book is None or not book.idle or book.waiters or self.blocked:
             return None
         conn = next(reversed(book.idle))  # LIFO, as _take_idle
         if self._unfit(conn, now) is not None:
@@ -223,7 +224,8 @@ class Ledger:
         """:meth:`release`'s common case, without building work: the lease
         of an exclusive connection ends, it is still fit and nobody waits,
         so it simply goes idle. False means nothing was done: call
-        :meth:`release`."""
+        :meth:`release`. (A closing pool has drained every active
+        connection.)"""
         book = conn.book
         if (
             conn.state is not _S.ACTIVE
@@ -231,7 +233,6 @@ class Ledger:
             or conn.leases != 1
             or book.waiters
             or self.blocked
-            or self.closed
             # _unfit checks idle time only on IDLE connections: going idle
             # now, this one is idle for 0 s, too long only for a limit <= 0.
             or (self.max_idle_time is not None and self.max_idle_time <= 0)
