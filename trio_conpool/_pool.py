@@ -86,6 +86,11 @@ class Pool(Generic[S]):
             )
         self.tls_sessions = TLSSessions() if config.tls_session_resumption else None
         self._reaper_scope = trio.CancelScope()
+        self._reap_at = math.inf  # the deadline of _reaper_scope, see _arm_reaper
+        #: the run's clock, read directly: trio.current_time() is three calls deep
+        self._clock = trio.lowlevel.current_clock()
+        self._on_acquire = _unless_noop(handler.on_acquire)
+        self._on_release = _unless_noop(handler.on_release)
         self._settled = trio.lowlevel.ParkingLot()  # woken whenever connections close
 
     # -- leasing -------------------------------------------------------------
@@ -136,17 +141,26 @@ class Pool(Generic[S]):
             CircuitOpen: the endpoint's circuit breaker is open.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
+        # Traced and affine acquires take the general path, which reports them.
+        plain = self._trace is None and trace is None and affinity is None
+        quick = self._reuse_idle(endpoint) if plain else None
+        if quick is not None and checkpoint:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        if isinstance(quick, Lease):
+            return quick
+        grant: Grant | None = quick
         if pool_timeout is DEFAULT:
             pool_timeout = self.config.pool_timeout
         if connect_timeout is DEFAULT:
             connect_timeout = self.config.connect_timeout
-        deadline = math.inf if pool_timeout is None else trio.current_time() + pool_timeout
+        deadline = math.inf if pool_timeout is None else self._clock.current_time() + pool_timeout
         if self._trace is not None:
             trace = self._trace if trace is None else tee(self._trace, trace)
         while True:
-            grant = await self._wait_for_grant(
-                endpoint, deadline, pool_timeout, trace, affinity, checkpoint
-            )
+            if grant is None:
+                grant = await self._wait_for_grant(
+                    endpoint, deadline, pool_timeout, trace, affinity, checkpoint
+                )
             if isinstance(grant, FailureGrant):
                 raise self._failure(endpoint, grant.error)
             if isinstance(grant, ConnectGrant):
@@ -158,6 +172,21 @@ class Pool(Generic[S]):
                 if affinity is not None:
                     self._ledger.tag(lease._conn, affinity)
                 return lease
+            grant = None
+
+    def _reuse_idle(self, endpoint: Endpoint) -> Lease[S] | LeaseGrant | None:
+        """:meth:`acquire`'s common case, cheaply: an idle exclusive
+        connection, nobody waiting (see :meth:`Ledger.lease_idle`). A Lease
+        if the sync peek finds it clean; a LeaseGrant if it is leased but
+        the full reuse checks must run; None if the general path must
+        decide."""
+        conn = self._ledger.lease_idle(endpoint, self._clock.current_time())
+        if conn is None:
+            return None
+        reused = conn.uses > 1
+        if self._checks.settled_clean(conn.payload.transport):
+            return self._hand_out(Lease(self, conn, reused=reused), conn)
+        return LeaseGrant(conn, reused, conn.uses)
 
     async def release(self, lease: Lease[S]) -> None:
         """End *lease*; the connection goes back to the pool if reusable.
@@ -175,19 +204,24 @@ class Pool(Generic[S]):
         just checkpointed anyway (a protocol driver ending a response):
         one scheduler round trip less per request."""
         conn = lease._finish()
-        self._handler_hook(self.handler.on_release, conn)
-        connection = conn.payload
+        connection: PooledConnection[S] = conn.payload
+        if self._on_release is not None:
+            self._on_release(connection.state)
         if not connection.session_kept:  # TLS 1.3 tickets follow the handshake
             self._keep_session(connection)
-        now = trio.current_time()
+        now = self._clock.current_time()
         connection.info.last_used = now
-        self._apply(self._ledger.release(conn, now))
+        if self._ledger.release_idle(conn, now):
+            self._arm_reaper()
+        else:
+            self._apply(self._ledger.release(conn, now))
 
     def discard_nowait(self, lease: Lease[S]) -> None:
         """:meth:`discard` without the checkpoint."""
         conn = lease._finish()
-        self._handler_hook(self.handler.on_release, conn)
-        self._apply(self._ledger.discard(conn, trio.current_time()))
+        if self._on_release is not None:
+            self._on_release(conn.payload.state)
+        self._apply(self._ledger.discard(conn, self._clock.current_time()))
 
     async def _wait_for_grant(
         self,
@@ -198,7 +232,7 @@ class Pool(Generic[S]):
         affinity: Hashable | None,
         checkpoint: bool,
     ) -> Grant:
-        result, work = self._ledger.request(endpoint, trio.current_time(), affinity)
+        result, work = self._ledger.request(endpoint, self._clock.current_time(), affinity)
         self._apply(work)
         if not isinstance(result, Waiter):
             if checkpoint:
@@ -206,20 +240,20 @@ class Pool(Generic[S]):
             return result
         if trace is not None:
             trace(PoolWaitStarted(endpoint))
-        started = trio.current_time()
+        started = self._clock.current_time()
         result.wakeup = event = trio.Event()
         try:
             with trio.move_on_at(deadline):
                 await event.wait()
         except BaseException:
-            self._apply(self._ledger.cancel(result, trio.current_time()))
+            self._apply(self._ledger.cancel(result, self._clock.current_time()))
             raise
         if trace is not None:
-            waited = trio.current_time() - started
+            waited = self._clock.current_time() - started
             granted = result.grant is not None and not isinstance(result.grant, FailureGrant)
             trace(PoolWaitFinished(endpoint, waited, granted=granted))
         if result.grant is None:
-            self._apply(self._ledger.cancel(result, trio.current_time()))
+            self._apply(self._ledger.cancel(result, self._clock.current_time()))
             raise PoolTimeout(
                 f"no connection to {endpoint} became available within pool_timeout={limit}s",
                 endpoint=endpoint,
@@ -246,17 +280,23 @@ class Pool(Generic[S]):
             finally:
                 if not good:  # failed the checks, or cancelled during them
                     lease._finish()
-                    self._apply(self._ledger.reject(grant, trio.current_time()))
+                    self._apply(self._ledger.reject(grant, self._clock.current_time()))
             if not good:
                 return None
+        self._hand_out(lease, conn)
+        if grant.reused and trace is not None:
+            info = lease.info
+            trace(ConnectionReused(info.endpoint, grant.use, info.peer_address))
+        return lease
+
+    def _hand_out(self, lease: Lease[S], conn: Conn) -> Lease[S]:
+        """The last steps of every checkout: the handler's and the user's hooks."""
         connection: PooledConnection[S] = conn.payload
         connection.info.use_count = conn.uses
-        self._handler_hook(self.handler.on_acquire, conn)
-        if grant.reused:
+        if self._on_acquire is not None:
+            self._on_acquire(connection.state)
+        if lease.reused and self.config.on_connection_reused is not None:
             self._call_user_hook(self.config.on_connection_reused, connection.info)
-            if trace is not None:
-                info = connection.info
-                trace(ConnectionReused(info.endpoint, grant.use, info.peer_address))
         return lease
 
     async def check_idle(self) -> int:
@@ -282,9 +322,9 @@ class Pool(Generic[S]):
             finally:
                 lease._finish()
                 if good:
-                    self._apply(self._ledger.give_back(grant, trio.current_time()))
+                    self._apply(self._ledger.give_back(grant, self._clock.current_time()))
                 else:
-                    self._apply(self._ledger.reject(grant, trio.current_time()))
+                    self._apply(self._ledger.reject(grant, self._clock.current_time()))
                     closed += 1
         return closed
 
@@ -301,7 +341,7 @@ class Pool(Generic[S]):
     def _admit(self, conn: Conn, trace: Trace | None) -> Admission:
         """Ask the endpoint's circuit breaker before connecting; if it says
         no, give the reservation back and fail fast."""
-        now = trio.current_time()
+        now = self._clock.current_time()
         admission = self._gate.admit(conn.book, now, trace)
         if admission is Admission.REFUSED:
             # No error for the ledger: the waiters behind us ask the breaker too.
@@ -331,7 +371,7 @@ class Pool(Generic[S]):
         admission: Admission,
     ) -> LeaseGrant | None:
         endpoint = conn.book.endpoint
-        started = trio.current_time()
+        started = self._clock.current_time()
         deadline = math.inf if limit is None else started + limit
         if trace is not None:
             trace(ConnectStarted(endpoint))
@@ -342,18 +382,18 @@ class Pool(Generic[S]):
             connection: PooledConnection[S] = await self._start(conn, transport, deadline, limit)
         except BaseException as exc:
             error = exc if isinstance(exc, Exception) else None
-            now = trio.current_time()
+            now = self._clock.current_time()
             self._gate.settle(conn.book, admission, exc, now, trace)
             self._apply(self._ledger.connect_failed(conn, error, now))
             if trace is not None:
                 trace(ConnectFailed(endpoint, now - started, error))
             raise
-        now = trio.current_time()
+        now = self._clock.current_time()
         self._gate.settle(conn.book, admission, None, now, trace)
         if trace is not None:
             trace(_connected(endpoint, now - started, connection.transport))
         mode = self.handler.access_mode(connection.state)
-        grant, work = self._ledger.connected(conn, mode, trio.current_time(), lease=lease)
+        grant, work = self._ledger.connected(conn, mode, self._clock.current_time(), lease=lease)
         connection.info._on_change = partial(self._on_changed, conn)
         self._call_user_hook(self.config.on_connection_created, connection.info)
         self._apply(work)
@@ -373,7 +413,7 @@ class Pool(Generic[S]):
         """Start the connection's host task and let the handler set it up."""
         info = ConnectionInfo(
             endpoint=conn.book.endpoint,
-            created_at=trio.current_time(),
+            created_at=self._clock.current_time(),
             alpn_protocol=transport.alpn_protocol,
             tls_version=transport.tls_version,
             peer_address=transport.peer_address,
@@ -411,8 +451,14 @@ class Pool(Generic[S]):
                     self._nursery.start_soon(self._dispose, conn.payload, conn.close_reason)
         if work.close or self._ledger.closed:
             self._settled.unpark_all()
-        if self._reaper_scope.deadline == math.inf and self._ledger.idle_lru:
-            self._reaper_scope.deadline = self._ledger.next_idle_deadline()
+        self._arm_reaper()
+
+    def _arm_reaper(self) -> None:
+        """Wake the idle reaper when the oldest idle connection expires, if
+        it sleeps with no deadline. ``_reap_at`` mirrors the deadline of
+        its scope (a property, and a Python call, in trio)."""
+        if self._reap_at == math.inf and self._ledger.idle_lru:
+            self._reap_at = self._reaper_scope.deadline = self._ledger.next_idle_deadline()
 
     def _keep_session(self, connection: PooledConnection[S]) -> None:
         connection.session_kept = True
@@ -426,7 +472,7 @@ class Pool(Generic[S]):
         info = connection.info
         self._call_user_hook(self.config.on_connection_closed, info)
         if self._trace is not None:
-            age = trio.current_time() - info.created_at
+            age = self._clock.current_time() - info.created_at
             self._trace(
                 ConnectionClosed(
                     info.endpoint,
@@ -442,7 +488,7 @@ class Pool(Generic[S]):
         connection: PooledConnection[S] = conn.payload
         mode = self.handler.access_mode(connection.state)
         healthy = not connection.broken and self.handler.is_healthy(connection.state)
-        self._apply(self._ledger.changed(conn, mode, healthy, trio.current_time()))
+        self._apply(self._ledger.changed(conn, mode, healthy, self._clock.current_time()))
 
     def _is_healthy(self, conn: Conn) -> bool:
         connection: PooledConnection[S] = conn.payload
@@ -459,10 +505,6 @@ class Pool(Generic[S]):
             failure = ConnectError(f"connecting to {endpoint} failed: {error!r}", endpoint=endpoint)
         failure.__cause__ = error
         return failure
-
-    def _handler_hook(self, hook: Callable[[S], None], conn: Conn) -> None:
-        connection: PooledConnection[S] = conn.payload
-        hook(connection.state)
 
     def _call_user_hook(self, hook: ConnectionHook | None, info: ConnectionInfo) -> None:
         if hook is None:
@@ -521,13 +563,13 @@ class Pool(Generic[S]):
 
     async def close_idle_connections(self, endpoint: Endpoint) -> None:
         """Close the endpoint's idle connections now; leased ones stay."""
-        self._apply(self._ledger.close_idle(endpoint, trio.current_time()))
+        self._apply(self._ledger.close_idle(endpoint, self._clock.current_time()))
         await trio.lowlevel.checkpoint()
 
     async def close_all_connections(self, endpoint: Endpoint) -> None:
         """Close every connection of *endpoint*: idle ones now, leased ones as
         their leases end, which this waits for. New acquires open new ones."""
-        self._apply(self._ledger.drain_all(endpoint, trio.current_time()))
+        self._apply(self._ledger.drain_all(endpoint, self._clock.current_time()))
         book = self._ledger.book(endpoint)
         while book.conns:
             await self._settled.park()
@@ -552,8 +594,9 @@ class Pool(Generic[S]):
         """Close connections idle past ``max_idle_time``, waking exactly when
         the oldest one expires."""
         while True:
-            work, deadline = self._ledger.expire_idle(trio.current_time())
+            work, deadline = self._ledger.expire_idle(self._clock.current_time())
             self._apply(work)
+            self._reap_at = deadline
             with trio.CancelScope(deadline=deadline) as self._reaper_scope:
                 await trio.sleep_forever()
 
@@ -621,6 +664,23 @@ async def _open_pool(config: PoolConfig, handler: ProtocolHandler[S]) -> AsyncIt
             raise body_error
         finally:
             body_error = None  # no reference cycle through the traceback
+
+
+def _unless_noop(hook: Callable[[S], None]) -> Callable[[S], None] | None:
+    """*hook*, or None if its body does nothing (``pass``, as in
+    :class:`RawStream` and the HTTP handler): calling it would cost a
+    Python call per lease for nothing."""
+    code = getattr(getattr(hook, "__func__", hook), "__code__", None)
+    if code is not None and code.co_code == _NOOP.co_code and code.co_consts == _NOOP.co_consts:
+        return None
+    return hook
+
+
+def _noop(self: object, state: object) -> None:
+    pass
+
+
+_NOOP = _noop.__code__
 
 
 def _connected(endpoint: Endpoint, duration: float, transport: Any) -> ConnectFinished:

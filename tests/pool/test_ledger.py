@@ -242,3 +242,83 @@ def test_shutdown_fails_waiters_and_drains() -> None:
     assert ledger.request(A, 2.0)[0] == FailureGrant(None)
     assert work.wake == [waiter]
     check_invariants(ledger)
+
+
+# -- the fast paths (Ledger.lease_idle, Ledger.release_idle) ----------------
+
+
+def test_quick_release_declines_while_a_waiter_queues() -> None:
+    ledger = Ledger(max_per_endpoint=1)
+    held = _connect(ledger, A, Exclusive())
+    waiter, _ = ledger.request(A, 0.0)
+    assert isinstance(waiter, Waiter)
+    assert not ledger.release_idle(held.conn, 1.0)
+    assert held.conn.state is ConnState.ACTIVE  # nothing done: release serves the waiter
+    assert ledger.release(held.conn, 1.0).wake == [waiter]
+    assert ledger.lease_idle(A, 1.0) is None  # the waiter has it, no overtaking
+    check_invariants(ledger)
+
+
+def test_quick_release_declines_while_another_endpoint_waits_for_room() -> None:
+    ledger = Ledger(max_per_endpoint=2, max_total=1)
+    held = _connect(ledger, A, Exclusive())
+    waiter, _ = ledger.request(B, 0.0)
+    assert isinstance(waiter, Waiter) and ledger.blocked
+    assert not ledger.release_idle(held.conn, 1.0)
+    work = ledger.release(held.conn, 1.0)  # evicts A's connection to make room for B
+    assert work.wake == [waiter] and isinstance(waiter.grant, ConnectGrant)
+    assert work.close == [held.conn]
+    check_invariants(ledger)
+
+
+def test_quick_paths_count_like_request_and_release() -> None:
+    ledger = Ledger(max_per_endpoint=2)
+    first = _connect(ledger, A, Exclusive())
+    assert ledger.release_idle(first.conn, 1.0)
+    for now in (2.0, 3.0):
+        conn = ledger.lease_idle(A, now)
+        assert conn is first.conn and conn.state is ConnState.ACTIVE
+        check_invariants(ledger)
+        assert ledger.release_idle(conn, now)
+    stats = ledger.stats(A)
+    assert (stats.idle, stats.active, stats.leases, stats.total_reused) == (1, 0, 0, 2)
+    assert first.conn.uses == 3 and first.conn.last_used == 3.0
+    check_invariants(ledger)
+
+
+def test_quick_lease_refuses_an_unfit_connection_and_request_closes_it() -> None:
+    ledger = Ledger(max_per_endpoint=1, max_idle_time=5.0)
+    held = _connect(ledger, A, Exclusive())
+    assert ledger.release_idle(held.conn, 1.0)
+    assert ledger.lease_idle(A, 6.0) is None  # idle 5 s: not handed out...
+    assert held.conn.state is ConnState.IDLE  # ...nor touched
+    grant, work = ledger.request(A, 6.0)
+    assert isinstance(grant, ConnectGrant) and work.close == [held.conn]
+    check_invariants(ledger)
+
+
+@pytest.mark.parametrize(
+    "ledger",
+    [
+        Ledger(max_per_endpoint=1, max_uses=1),
+        Ledger(max_per_endpoint=1, max_lifetime=1.0),
+        Ledger(max_per_endpoint=1, is_healthy=lambda conn: False),
+        Ledger(max_per_endpoint=1, max_idle_time=0.0),
+    ],
+    ids=["uses", "lifetime", "unhealthy", "idle-time"],
+)
+def test_quick_release_leaves_an_unfit_connection_to_release(ledger: Ledger) -> None:
+    held = _connect(ledger, A, Exclusive())
+    assert not ledger.release_idle(held.conn, 1.0)
+    assert ledger.release(held.conn, 1.0).close == [held.conn]
+    check_invariants(ledger)
+
+
+def test_quick_paths_leave_multiplexed_and_closing_pools_alone() -> None:
+    ledger = Ledger(max_per_endpoint=1)
+    mux = _connect(ledger, B, Multiplexed(10))
+    assert not ledger.release_idle(mux.conn, 1.0)
+    assert ledger.lease_idle(B, 1.0) is None  # multiplexed connections are never in book.idle
+    held = _connect(ledger, A, Exclusive())
+    ledger.shutdown()
+    assert not ledger.release_idle(held.conn, 1.0)

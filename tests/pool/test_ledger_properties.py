@@ -67,6 +67,21 @@ class LedgerMachine(RuleBasedStateMachine):
         self._absorb(result)
         return None
 
+    @rule(ep=st.sampled_from(ENDPOINTS))
+    def lease_idle(self, ep: Endpoint) -> None:
+        """Pool.acquire's fast path (when it declines, the pool calls request)."""
+        book = self.ledger.book(ep)
+        top = next(reversed(book.idle), None)
+        queued = bool(book.waiters or self.ledger.blocked)
+        conn = self.ledger.lease_idle(ep, self.now)
+        if conn is None:
+            if top is not None and not queued and not self.ledger.closed:
+                assert self.ledger._unfit(top, self.now) is not None
+            return
+        assert conn is top and not queued  # what request would grant; no waiter overtaken
+        assert conn.state is ConnState.ACTIVE and conn.leases == 1
+        self._absorb(LeaseGrant(conn, conn.uses > 1, conn.uses))
+
     @rule(good=st.booleans())
     def background_check(self, good: bool) -> None:
         """Pool.check_idle on the exclusive endpoint's oldest idle connection."""
@@ -112,12 +127,15 @@ class LedgerMachine(RuleBasedStateMachine):
                 work = self.ledger.connect_failed(conn, error, self.now)
             self._after(work)
 
-    @rule(conns=consumes(leases), discard=st.booleans())
-    def end_leases(self, conns: list[Conn], discard: bool) -> None:
+    @rule(conns=consumes(leases), discard=st.booleans(), quick=st.booleans())
+    def end_leases(self, conns: list[Conn], discard: bool, quick: bool) -> None:
+        """*quick*: Pool.release_nowait's fast path first, as the pool does."""
         for conn in conns:
             self.held[conn.book.endpoint] -= 1
             if discard:
                 self._after(self.ledger.discard(conn, self.now))
+            elif quick and self.ledger.release_idle(conn, self.now):
+                assert conn.state is ConnState.IDLE and not conn.book.waiters
             else:
                 self._after(self.ledger.release(conn, self.now))
 
@@ -144,12 +162,15 @@ class LedgerMachine(RuleBasedStateMachine):
         for conn in list(self.ledger.book(ep).conns)[:1]:
             self._after(self.ledger.changed(conn, Multiplexed(capacity, drain), healthy, self.now))
 
-    @rule(dt=st.floats(0.0, 8.0))
-    def advance_time(self, dt: float) -> None:
+    @rule(dt=st.floats(0.0, 8.0), reap=st.booleans())
+    def advance_time(self, dt: float, reap: bool) -> None:
+        """Without *reap*, connections may sit idle past max_idle_time (the
+        pool's reaper has not run yet): checkout must refuse them itself."""
         self.now += dt
-        work, deadline = self.ledger.expire_idle(self.now)
-        assert deadline > self.now
-        self._after(work)
+        if reap:
+            work, deadline = self.ledger.expire_idle(self.now)
+            assert deadline > self.now
+            self._after(work)
 
     @rule(ep=st.sampled_from(ENDPOINTS), everything=st.booleans())
     def close_connections(self, ep: Endpoint, everything: bool) -> None:
@@ -167,6 +188,11 @@ class LedgerMachine(RuleBasedStateMachine):
         check_invariants(self.ledger)
         for ep in ENDPOINTS:
             assert self.ledger.stats(ep).leases == self.held[ep]
+
+    @invariant()
+    def idle_connections_are_not_worn_out(self) -> None:
+        # Uses do not change while idle: the release that reached max_uses closed it.
+        assert all(c.uses < c.max_uses for c in self.ledger.idle_lru)
 
     @invariant()
     def idle_order_and_affinity_hold(self) -> None:
