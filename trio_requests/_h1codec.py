@@ -70,18 +70,22 @@ FALLBACK: Final = Fallback()
 
 
 class Head(NamedTuple):
-    """A response head :func:`parse_head` accepted.
+    """A final response head: one :func:`parse_head` accepted, or one the
+    driver took from h11 (one type for both: a response allocates one).
 
     Attributes:
-        length: the body's Content-Length.
-        keep_alive: False if the server said ``Connection: close``.
+        length: the body's Content-Length (:func:`parse_head`'s framing;
+            h11 frames the bodies of the heads it parses itself).
+        keep_alive: False if the server said ``Connection: close`` (as
+            *length*).
     """
 
     status_code: int
     reason: str
+    http_version: str
     headers: Headers
-    length: int
-    keep_alive: bool
+    length: int = 0
+    keep_alive: bool = True
 
 
 def request_head(method: str, target: str, headers: Headers, content: bytes | None) -> bytes | None:
@@ -176,7 +180,7 @@ def parse_head(
         return FALLBACK
     length, keep_alive = framing
     headers = Headers._from_items(items)
-    return Head(status, reason or "", headers, length, keep_alive)
+    return Head(status, reason or "", "HTTP/1.1", headers, length, keep_alive)
 
 
 def _framing(items: list[tuple[str, str, str]]) -> tuple[int, bool] | None:
