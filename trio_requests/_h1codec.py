@@ -48,6 +48,10 @@ _HEAD = re.compile(
 )
 #: one field of a head _HEAD matched: its name and its value, unstripped.
 _FIELD = re.compile(rf"({_TOKEN}):({_VCHAR_OR_WS}*)\r\n")
+#: a Connection field with the token "close" (in a lowercased head), as
+#: h11's get_comma_header sees it: split at commas, SP and HTAB stripped
+#: (a field value _HEAD matched holds no other whitespace).
+_CONNECTION_CLOSE = re.compile(r"\r\nconnection:(?:[^\r]*,)?[ \t]*close[ \t]*[,\r]")
 #: where h11 ends a head (h11/_receivebuffer.py): bare LF lines included.
 _BLANK_LINE = re.compile(rb"\n\r?\n")
 #: request fields that change framing or connection state: h11's business.
@@ -169,46 +173,40 @@ def parse_head(
     status = int(status_text)
     if status < 200 or status == 204 or status == 304:
         return FALLBACK
+    framing = _framing(text.lower())
+    if framing is None:
+        return FALLBACK
     fields = _FIELD.findall(block)
     # The driver's head-size rule counts len(name) + len(value) + 4 per field
     # and len(reason) + 15; this bound is never below it.
     if len(fields) > max_header_count or end + len(fields) + 1 > max_header_bytes:
         return FALLBACK
-    items = [(name.lower(), name, value.strip(" \t")) for name, value in fields]
-    framing = _framing(items)
-    if framing is None:
-        return FALLBACK
+    items = []
+    for name, value in fields:  # a loop: cheaper than a comprehension's call
+        items.append((name.lower(), name, value.strip(" \t")))
     length, keep_alive = framing
-    headers = Headers._from_items(items)
-    return Head(status, reason or "", "HTTP/1.1", headers, length, keep_alive)
+    return Head(status, reason or "", "HTTP/1.1", Headers._from_items(items), length, keep_alive)
 
 
-def _framing(items: list[tuple[str, str, str]]) -> tuple[int, bool] | None:
-    """(Content-Length, keep-alive) of a head with exactly one plain
-    Content-Length and no Transfer-Encoding; None otherwise."""
-    length = None
-    keep_alive = True
-    for key, _, value in items:
-        if key == "content-length":
-            if length is not None or not _digits(value):
-                return None
-            length = int(value)
-        elif key == "transfer-encoding":
-            return None
-        elif key == "connection" and "close" in _tokens(value):
-            keep_alive = False
-    if length is None:
+def _framing(head: str) -> tuple[int, bool] | None:
+    """(Content-Length, keep-alive) of a head that :data:`_HEAD` matched,
+    lowercased, if it has exactly one plain Content-Length and no
+    Transfer-Encoding; None otherwise. Found by substring search, not field
+    by field: each field name follows a CR LF, and no reason phrase or field
+    value holds one."""
+    at = head.find("\r\ncontent-length:")
+    if at == -1 or "\r\ntransfer-encoding:" in head:
         return None
-    return length, keep_alive
+    start = at + len("\r\ncontent-length:")
+    if head.find("\r\ncontent-length:", start) != -1:
+        return None
+    value = head[start : head.index("\r", start)].strip(" \t")
+    if not _digits(value):
+        return None
+    return int(value), _CONNECTION_CLOSE.search(head) is None
 
 
 def _digits(value: str) -> bool:
     """h11's Content-Length rule: ASCII digits (str.isdigit alone would take
     latin-1's superscripts), at most 20 of them."""
     return value.isascii() and value.isdigit() and len(value) <= _MAX_LENGTH_DIGITS
-
-
-def _tokens(value: str) -> list[str]:
-    """A comma-separated header's tokens, as h11's get_comma_header sees them
-    (it strips bytes whitespace; a parsed value holds no other than SP, HTAB)."""
-    return [token.strip(" \t").lower() for token in value.split(",")]

@@ -267,16 +267,16 @@ class HTTP11Connection:
         """The head, if the fast path may take it; else None, and this cycle
         is h11's from here on (it has been given what arrived so far). Each
         read gets *timeout* seconds, by moving the deadline of *scope*."""
-        while True:
-            end = head_end(self._buffer, self._max_header_bytes)
-            if end is not None:
-                break
+        limit = self._max_header_bytes
+        end = head_end(self._buffer, limit) if self._buffer else None
+        while end is None:
             scope.deadline = self._at(timeout)
             data = await self._receive_raw(request)
             if not data:
                 self._eof = True
                 break
             self._buffer += data
+            end = head_end(self._buffer, limit)
         if isinstance(end, int):
             head = parse_head(self._buffer, end, self._max_header_bytes, max_header_count)
             if isinstance(head, Head):

@@ -24,6 +24,8 @@ from ._urls import URL
 RequestContent = bytes | str | AsyncIterable[bytes] | Iterable[bytes]
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+#: tokens all: checked by a set lookup rather than a pattern match
+_STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 
 
 class Request:
@@ -49,7 +51,7 @@ class Request:
         headers: HeaderInput = None,
         content: RequestContent | None = None,
     ) -> None:
-        if not is_token(method):
+        if method not in _STANDARD_METHODS and not is_token(method):
             raise LocalProtocolError(
                 f"invalid method {method!r}: a method is a token (RFC 9110 §9.1), "
                 "letters, digits and !#$%&'*+-.^_`|~"

@@ -239,11 +239,23 @@ class Session:
         Raises:
             RequestError: a subclass saying what failed (see the docs).
         """
+        return await self._requesting(method, url, kwargs)
+
+    def _requesting(
+        self, method: str, url: str | URL, kwargs: dict[str, Any]
+    ) -> Coroutine[Any, Any, Response]:
+        """:meth:`request`'s coroutine (see :meth:`_sending`: the shortcuts
+        below await it without the frame of request())."""
         options = SendOptions.pop_from(kwargs)
         request = self.build_request(method, url, **kwargs)
         total = self._timeout_for(options.timeout).total
         if total is None:  # no scope to enter and leave: the common case
-            return await self._read_whole(request, options)
+            return self._read_whole(request, options)
+        return self._read_whole_within(request, options, total)
+
+    async def _read_whole_within(
+        self, request: Request, options: SendOptions, total: float
+    ) -> Response:
         with trio.move_on_after(total):
             return await self._read_whole(request, options)
         raise _total_timeout(request, total)
@@ -260,25 +272,25 @@ class Session:
         return response
 
     async def get(self, url: str | URL, **kwargs: Any) -> Response:
-        return await self.request("GET", url, **kwargs)
+        return await self._requesting("GET", url, kwargs)
 
     async def head(self, url: str | URL, **kwargs: Any) -> Response:
-        return await self.request("HEAD", url, **kwargs)
+        return await self._requesting("HEAD", url, kwargs)
 
     async def options(self, url: str | URL, **kwargs: Any) -> Response:
-        return await self.request("OPTIONS", url, **kwargs)
+        return await self._requesting("OPTIONS", url, kwargs)
 
     async def post(self, url: str | URL, **kwargs: Any) -> Response:
-        return await self.request("POST", url, **kwargs)
+        return await self._requesting("POST", url, kwargs)
 
     async def put(self, url: str | URL, **kwargs: Any) -> Response:
-        return await self.request("PUT", url, **kwargs)
+        return await self._requesting("PUT", url, kwargs)
 
     async def patch(self, url: str | URL, **kwargs: Any) -> Response:
-        return await self.request("PATCH", url, **kwargs)
+        return await self._requesting("PATCH", url, kwargs)
 
     async def delete(self, url: str | URL, **kwargs: Any) -> Response:
-        return await self.request("DELETE", url, **kwargs)
+        return await self._requesting("DELETE", url, kwargs)
 
     def stream(self, method: str, url: str | URL, **kwargs: Any) -> StreamContext:
         """``async with session.stream("GET", url) as response``: the body is
@@ -302,13 +314,15 @@ class Session:
         """A :class:`Request` with the Session's defaults merged in."""
         full_url = self._merge_url(url).with_params(params)
         body, body_headers = encode_body(content=content, data=data, files=files, json=json)
-        merged = self.headers.copy()
-        for name, value in body_headers.items():
-            merged[name] = value
-        if headers is not None:
-            for name, value in Headers(headers).multi_items():
+        merged = self.headers
+        if body_headers or headers is not None:
+            merged = merged.copy()
+            for name, value in body_headers.items():
                 merged[name] = value
-        return Request(method, full_url, headers=merged, content=body)
+            if headers is not None:
+                for name, value in Headers(headers).multi_items():
+                    merged[name] = value
+        return Request(method, full_url, headers=merged, content=body)  # a copy of merged
 
     async def send(
         self,
@@ -533,7 +547,8 @@ class Session:
         """Per-hop headers: Host, cookies, body framing (RFC 9112 §6)."""
         headers = request.headers
         if "host" not in headers:
-            headers.add("Host", request.url.authority)  # none to replace
+            # none to replace; a parsed URL's authority is a valid value
+            headers._add_valid("host", "Host", request.url.authority)
         if "cookie" not in headers and (
             cookie := self.cookies.header_for(str(request.url), time.time())
         ):

@@ -10,6 +10,7 @@ already have decided.
 from __future__ import annotations
 
 import h11
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -193,6 +194,37 @@ def test_a_plain_head_is_taken_with_its_framing() -> None:
     assert (head.status_code, head.reason) == (404, "Not Found")
     assert (head.length, head.keep_alive) == (2, False)
     assert head.headers["connection"] == "Keep-Alive, Close"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        "Connection: close",
+        "Connection: CLOSE",
+        "Connection:close",
+        "Connection: keep-alive,close",
+        "Connection: keep-alive , \tclose\t",
+        "Connection: close, keep-alive",
+        "Connection: closed",
+        "Connection: x-close",
+        "Connection: close-x, y",
+        "Connection: keep-alive\r\nConnection: close",
+        "Connection: keep-alive\r\nX-Close: close",
+        "X-A: b, close\r\nConnection: keep-alive",
+    ],
+)
+def test_keep_alive_is_h11s_reading_of_the_connection_fields(fields: str) -> None:
+    """The framing is found by substring search over the whole head, so a
+    "close" anywhere else (another field, a longer token) must not count."""
+    data = f"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n{fields}\r\n\r\n".encode()
+    end = head_end(data, 1000)
+    assert isinstance(end, int)
+    head = parse_head(data, end, 1000, 100)
+    assert isinstance(head, Head)
+    conn = h11_after_get(data, 1000)
+    assert isinstance(conn.next_event(), h11.Response)
+    assert isinstance(conn.next_event(), h11.EndOfMessage)
+    assert head.keep_alive == (conn.their_state is h11.DONE)
 
 
 def test_heads_only_h11_may_judge_fall_back() -> None:
