@@ -48,10 +48,6 @@ _HEAD = re.compile(
 )
 #: one field of a head _HEAD matched: its name and its value, unstripped.
 _FIELD = re.compile(rf"({_TOKEN}):({_VCHAR_OR_WS}*)\r\n")
-#: a Connection field with the token "close" (in a lowercased head), as
-#: h11's get_comma_header sees it: split at commas, SP and HTAB stripped
-#: (a field value _HEAD matched holds no other whitespace).
-_CONNECTION_CLOSE = re.compile(r"\r\nconnection:(?:[^\r]*,)?[ \t]*close[ \t]*[,\r]")
 #: where h11 ends a head (h11/_receivebuffer.py): bare LF lines included.
 _BLANK_LINE = re.compile(rb"\n\r?\n")
 #: request fields that change framing or connection state: h11's business.
@@ -173,9 +169,6 @@ def parse_head(
     status = int(status_text)
     if status < 200 or status == 204 or status == 304:
         return FALLBACK
-    framing = _framing(text.lower())
-    if framing is None:
-        return FALLBACK
     fields = _FIELD.findall(block)
     # The driver's head-size rule counts len(name) + len(value) + 4 per field
     # and len(reason) + 15; this bound is never below it.
@@ -184,29 +177,43 @@ def parse_head(
     items = []
     for name, value in fields:  # a loop: cheaper than a comprehension's call
         items.append((name.lower(), name, value.strip(" \t")))
+    framing = _framing(items)
+    if framing is None:
+        return FALLBACK
     length, keep_alive = framing
     return Head(status, reason or "", "HTTP/1.1", Headers._from_items(items), length, keep_alive)
 
 
-def _framing(head: str) -> tuple[int, bool] | None:
-    """(Content-Length, keep-alive) of a head that :data:`_HEAD` matched,
-    lowercased, if it has exactly one plain Content-Length and no
-    Transfer-Encoding; None otherwise. Found by substring search, not field
-    by field: each field name follows a CR LF, and no reason phrase or field
-    value holds one."""
-    at = head.find("\r\ncontent-length:")
-    if at == -1 or "\r\ntransfer-encoding:" in head:
+def _framing(items: list[tuple[str, str, str]]) -> tuple[int, bool] | None:
+    """(Content-Length, keep-alive) of a head with exactly one plain
+    Content-Length and no Transfer-Encoding; None otherwise."""
+    length = None
+    keep_alive = True
+    for key, _, value in items:
+        if key == "content-length":
+            if length is not None or not _digits(value):
+                return None
+            length = int(value)
+        elif key == "transfer-encoding":
+            return None
+        elif key == "connection" and _closes(value):
+            keep_alive = False
+    if length is None:
         return None
-    start = at + len("\r\ncontent-length:")
-    if head.find("\r\ncontent-length:", start) != -1:
-        return None
-    value = head[start : head.index("\r", start)].strip(" \t")
-    if not _digits(value):
-        return None
-    return int(value), _CONNECTION_CLOSE.search(head) is None
+    return length, keep_alive
 
 
 def _digits(value: str) -> bool:
     """h11's Content-Length rule: ASCII digits (str.isdigit alone would take
     latin-1's superscripts), at most 20 of them."""
     return value.isascii() and value.isdigit() and len(value) <= _MAX_LENGTH_DIGITS
+
+
+def _closes(value: str) -> bool:
+    """Does a Connection field's value hold the token ``close``, as h11's
+    get_comma_header reads it (split at commas, each token stripped of
+    bytes whitespace, of which a parsed value holds only SP and HTAB)? The
+    substring test first: most values (``keep-alive``) have none."""
+    if "close" not in value.lower():
+        return False
+    return "close" in [token.strip(" \t").lower() for token in value.split(",")]

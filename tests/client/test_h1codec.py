@@ -214,8 +214,8 @@ def test_a_plain_head_is_taken_with_its_framing() -> None:
     ],
 )
 def test_keep_alive_is_h11s_reading_of_the_connection_fields(fields: str) -> None:
-    """The framing is found by substring search over the whole head, so a
-    "close" anywhere else (another field, a longer token) must not count."""
+    """A "close" anywhere but as a Connection token (another field, a longer
+    token) must not end the connection; as one, anywhere, it must."""
     data = f"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n{fields}\r\n\r\n".encode()
     end = head_end(data, 1000)
     assert isinstance(end, int)
