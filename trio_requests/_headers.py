@@ -169,17 +169,18 @@ class Headers(MutableMapping[str, str]):
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        shown = [(n, "[secure]" if n.lower() in _SECRET else v) for _, n, v in self._items]
+        shown = [(n, "[secure]" if n.lower() in SECRET_FIELDS else v) for _, n, v in self._items]
         return f"Headers({shown!r})"
 
 
-_SECRET = frozenset({"authorization", "proxy-authorization", "cookie"})
+#: fields whose values are credentials: never shown, never kept beyond a request
+SECRET_FIELDS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
 def _shown(name: object, value: object) -> str:
     """*value* for an error message: a credential's is hidden, as in
     :meth:`Headers.__repr__`, because messages end up in logs."""
-    if isinstance(name, str) and name.lower() in _SECRET:
+    if isinstance(name, str) and name.lower() in SECRET_FIELDS:
         return "[secure]"
     return repr(value)
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_requests._h1codec import FALLBACK, Head, head_end, parse_head, request_head
+from trio_requests._h1codec import _MATCHED, FALLBACK, Head, head_end, parse_head, request_head
 from trio_requests._headers import Headers
 
 #: bytes that make the grammar's edge cases: controls, whitespace, separators, latin-1
@@ -232,3 +232,21 @@ def test_heads_only_h11_may_judge_fall_back() -> None:
         end = head_end(data, 1000)
         assert not isinstance(end, int) or parse_head(data, end, 1000, 100) is FALLBACK, data
         assert end is not None
+
+
+def test_matched_header_blocks_are_remembered_without_credentials() -> None:
+    _MATCHED.clear()
+    plain = Headers({"Host": "h", "Accept": "*/*"})
+    assert request_head("GET", "/", plain, None) is not None
+    assert {"Host: h\r\nAccept: */*\r\n"} == _MATCHED
+    for secret in ("Authorization", "Cookie", "Proxy-Authorization"):
+        assert request_head("GET", "/", Headers({"Host": "h", secret: "s"}), None) is not None
+    assert request_head("GET", "/", Headers({"Host": "h", "X": "a\x0bb"}), None) is None
+    assert {"Host: h\r\nAccept: */*\r\n"} == _MATCHED
+    # The same text as a remembered block, but one field whose value holds a
+    # CR LF: the counts still refuse it.
+    split = Headers._from_items([("host", "Host", "h\r\nAccept: */*")])
+    assert request_head("GET", "/", split, None) is None
+    for n in range(300):  # bounded: emptied when full
+        request_head("GET", "/", Headers({"Host": f"h{n}"}), None)
+    assert 0 < len(_MATCHED) <= 256
