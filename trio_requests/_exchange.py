@@ -100,7 +100,8 @@ class H11Body:
         self._request = request
         self._read_timeout = read_timeout
         self._done = False
-        self.trailers = Headers()
+        #: None for a Content-Length body (the fast path's), which has none
+        self.trailers = None if conn.length_framed else Headers()
 
     async def receive_some(self) -> bytes:
         if self._done:
@@ -385,7 +386,8 @@ class Exchanger:
             stream=body,
             decoder=self._decoder(headers),
         )
-        response.trailers = body.trailers
+        if body.trailers is not None:
+            response.trailers = body.trailers
         return response
 
 

@@ -356,7 +356,7 @@ class HTTP11Connection:
             )
 
     async def receive_body(
-        self, request: Request, read_timeout: float | None, trailers: Headers
+        self, request: Request, read_timeout: float | None, trailers: Headers | None
     ) -> bytes:
         """The next piece of the body; b"" once it is complete (then the
         chunked body's trailer fields, if any, are added to *trailers*)."""
@@ -366,7 +366,8 @@ class HTTP11Connection:
         if isinstance(event, h11.Data):
             return bytes(event.data)
         if isinstance(event, h11.EndOfMessage):
-            trailers.extend_raw(event.headers.raw_items())
+            if trailers is not None:  # None only for a length_framed body, never h11's
+                trailers.extend_raw(event.headers.raw_items())
             return b""
         raise self._unexpected(event, request)
 
@@ -446,6 +447,12 @@ class HTTP11Connection:
             return False
         conn.start_next_cycle()
         return True
+
+    @property
+    def length_framed(self) -> bool:
+        """This cycle's response body is the fast path's, framed by its
+        Content-Length: it has no trailer fields."""
+        return self._fast
 
     @property
     def request_sent(self) -> bool:

@@ -329,3 +329,21 @@ async def test_a_plain_response_has_its_lazy_fields(server: H11Server) -> None:
     assert r.elapsed == datetime.timedelta(seconds=2.5)
     with pytest.raises(AttributeError):
         r.custom = 1  # type: ignore[attr-defined]
+
+
+async def test_trailers_after_a_length_framed_response_on_one_connection(
+    server: H11Server,
+) -> None:
+    """A Content-Length response (the fast path: no trailers object made)
+    and then a chunked one (h11's) on the same connection: the second keeps
+    its trailers, the first reads as having none."""
+    server.route("GET", "/plain", Reply(200, body=b"abc"))
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nX-T: t\r\n\r\n"
+    server.route("GET", "/chunked", Reply(raw=chunked, keep_open=True))
+    async with tr.Session() as s:
+        plain = await s.get(server.url + "/plain")
+        r = await s.get(server.url + "/chunked")
+        created = sum(e.total_created for e in s.stats().endpoints.values())
+    assert plain.trailers == {} and plain.content == b"abc"
+    assert r.content == b"x" and r.trailers["x-t"] == "t"
+    assert created == 1
