@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json as jsonlib
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlencode
 
@@ -12,6 +13,8 @@ from ._multipart import FileValue, encode_multipart
 
 FormData = Mapping[str, Any] | Sequence[tuple[str, Any]]
 Files = Mapping[str, FileValue] | Sequence[tuple[str, FileValue]]
+#: the headers of a body that needs none (shared: not a dict per request)
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
 def encode_body(
@@ -20,11 +23,11 @@ def encode_body(
     data: FormData | None = None,
     files: Files | None = None,
     json: Any = None,
-) -> tuple[RequestContent | None, dict[str, str]]:
+) -> tuple[RequestContent | None, Mapping[str, str]]:
     """The body and the headers that describe it (Content-Type, and
     Content-Length when known in advance)."""
     if data is None and files is None and json is None:
-        return content, {}  # the common case (and at most one argument given)
+        return content, _NO_HEADERS  # the common case (and at most one argument given)
     if sum(x is not None for x in (content, json)) + (data is not None or files is not None) > 1:
         raise TypeError("pass only one of content=, json=, or data=/files=")
     if files is not None:
@@ -42,4 +45,4 @@ def encode_body(
     if json is not None:
         body = jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
         return body.encode(), {"Content-Type": "application/json"}
-    return content, {}
+    return content, _NO_HEADERS

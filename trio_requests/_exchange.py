@@ -9,7 +9,6 @@ read to the end, or anything fails).
 
 from __future__ import annotations
 
-import datetime
 import http
 
 import trio
@@ -27,11 +26,12 @@ from ._errors import (
     RequestError,
     TLSError,
 )
+from ._h1codec import Head
 from ._h2_stream import H2Stream, StreamRefused
 from ._handler import Connection
 from ._headers import Headers
 from ._http2 import HTTP2Connection
-from ._http11 import HTTP11Connection, ResponseHead
+from ._http11 import HTTP11Connection
 from ._limits import Limits
 from ._models import Request, Response
 from ._timeouts import Timeout
@@ -100,7 +100,8 @@ class H11Body:
         self._request = request
         self._read_timeout = read_timeout
         self._done = False
-        self.trailers = Headers()
+        #: None for a Content-Length body (the fast path's), which has none
+        self.trailers = None if conn.length_framed else Headers()
 
     async def receive_some(self) -> bytes:
         if self._done:
@@ -218,7 +219,10 @@ class Exchanger:
         self._limits = limits
         self._trace = trace
         #: the run's clock, read directly: trio.current_time() is three calls deep
-        self.clock = trio.lowlevel.current_clock()
+        self._clock = trio.lowlevel.current_clock()
+        #: seconds from asking the pool to the response head, summed over
+        #: the exchanges that got one (the Session's ``total_time``)
+        self.total_time = 0.0
 
     async def send(
         self,
@@ -239,6 +243,7 @@ class Exchanger:
                 GOAWAY's last stream id.
             RequestError: anything else.
         """
+        queued = self._clock.current_time()
         try:
             lease = await self._pool.acquire(
                 endpoint,
@@ -253,8 +258,8 @@ class Exchanger:
                 raise _proxy_tls_failed(forward, exc, request) from exc
             raise _mapped(exc, request) from exc
         if isinstance(lease.state, HTTP2Connection):
-            return await self._exchange_h2(lease, lease.state, request, timeout)
-        return await self._exchange(lease, lease.state, request, timeout, forward)
+            return await self._exchange_h2(lease, lease.state, request, timeout, queued)
+        return await self._exchange(lease, lease.state, request, timeout, forward, queued)
 
     async def _exchange(
         self,
@@ -263,8 +268,9 @@ class Exchanger:
         request: Request,
         timeout: Timeout,
         forward: cp.Proxy | None,
+        queued: float,
     ) -> Response:
-        start = self.clock.current_time()
+        start = self._clock.current_time()
         try:
             head = await conn.exchange(
                 request,
@@ -282,7 +288,14 @@ class Exchanger:
             if isinstance(exc, RemoteProtocolError) and stale and _safe(request, conn.request_sent):
                 raise Unprocessed(exc, "keep-alive connection closed by the server") from exc
             raise
-        response.elapsed = datetime.timedelta(seconds=self.clock.current_time() - start)
+        return self._timed(response, queued, start)
+
+    def _timed(self, response: Response, queued: float, sent: float) -> Response:
+        """*response*, its elapsed time counted from *sent*; the time since
+        *queued* (the pool's wait included) added to :attr:`total_time`."""
+        now = self._clock.current_time()
+        response._elapsed = now - sent  # seconds: a timedelta only if read
+        self.total_time += now - queued
         return response
 
     def _request_sent(self, request: Request) -> None:
@@ -295,8 +308,9 @@ class Exchanger:
         conn: HTTP2Connection,
         request: Request,
         timeout: Timeout,
+        queued: float,
     ) -> Response:
-        start = trio.current_time()
+        start = self._clock.current_time()
         try:
             stream = conn.open_stream(request, self._limits.max_header_count)
         except BaseException as exc:
@@ -317,8 +331,7 @@ class Exchanger:
                 raise
             raise replay from exc
         response = self._h2_response(status, headers, lease, stream, timeout)
-        response.elapsed = datetime.timedelta(seconds=trio.current_time() - start)
-        return response
+        return self._timed(response, queued, start)
 
     def _h2_response(
         self,
@@ -354,7 +367,7 @@ class Exchanger:
 
     def _response(
         self,
-        head: ResponseHead,
+        head: Head,
         lease: cp.Lease[Connection],
         conn: HTTP11Connection,
         request: Request,
@@ -373,7 +386,8 @@ class Exchanger:
             stream=body,
             decoder=self._decoder(headers),
         )
-        response.trailers = body.trailers
+        if body.trailers is not None:
+            response.trailers = body.trailers
         return response
 
 

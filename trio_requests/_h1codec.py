@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from typing import Final, NamedTuple
 
-from ._headers import Headers
+from ._headers import SECRET_FIELDS, Headers
 
 # h11's grammar (h11/_abnf.py) over latin-1 text: its bytes class [^\x00\s]
 # is spelled out, since \s means more in a str pattern than in a bytes one.
@@ -52,6 +52,12 @@ _FIELD = re.compile(rf"({_TOKEN}):({_VCHAR_OR_WS}*)\r\n")
 _BLANK_LINE = re.compile(rb"\n\r?\n")
 #: request fields that change framing or connection state: h11's business.
 _STATEFUL = frozenset({"connection", "upgrade", "expect", "transfer-encoding"})
+#: Header blocks _OUT_FIELDS matched: a client sends the same few over and
+#: over (the Session's headers and a Host), and a set lookup costs a tenth of
+#: the match. Process-wide, so never a block with credentials; emptied when
+#: full.
+_MATCHED: set[str] = set()
+_MATCHED_MAX = 256
 #: h11 refuses a Content-Length of more digits (CONTENT_LENGTH_MAX_DIGITS).
 _MAX_LENGTH_DIGITS = 20
 
@@ -70,18 +76,22 @@ FALLBACK: Final = Fallback()
 
 
 class Head(NamedTuple):
-    """A response head :func:`parse_head` accepted.
+    """A final response head: one :func:`parse_head` accepted, or one the
+    driver took from h11 (one type for both: a response allocates one).
 
     Attributes:
-        length: the body's Content-Length.
-        keep_alive: False if the server said ``Connection: close``.
+        length: the body's Content-Length (:func:`parse_head`'s framing;
+            h11 frames the bodies of the heads it parses itself).
+        keep_alive: False if the server said ``Connection: close`` (as
+            *length*).
     """
 
     status_code: int
     reason: str
+    http_version: str
     headers: Headers
-    length: int
-    keep_alive: bool
+    length: int = 0
+    keep_alive: bool = True
 
 
 def request_head(method: str, target: str, headers: Headers, content: bytes | None) -> bytes | None:
@@ -93,6 +103,7 @@ def request_head(method: str, target: str, headers: Headers, content: bytes | No
     host = None
     lines = []
     length = None
+    secret = False
     for key, name, value in headers._items:
         line = f"{name}: {value}\r\n"
         if key == "host":
@@ -104,26 +115,35 @@ def request_head(method: str, target: str, headers: Headers, content: bytes | No
         else:
             if key == "content-length":
                 length = value
+            elif key in SECRET_FIELDS:
+                secret = True
             lines.append(line)
     if host is None or not _frames(length, len(content) if content else 0):
         return None
     block = host + "".join(lines)
-    if not _valid(block, len(lines) + 1):
+    if not _valid(block, len(lines) + 1, remember=not secret):
         return None
     return f"{method} {target} HTTP/1.1\r\n{block}\r\n".encode("latin-1")
 
 
-def _valid(block: str, count: int) -> bool:
+def _valid(block: str, count: int, *, remember: bool) -> bool:
     """Would h11 send the *count* fields of *block* (``name: value CRLF``
     each)? One match over the block; the counts first prove that no name or
     value holds a CR LF or a ": " of its own, so the match cannot read one
     field as two or a bad name into a value. (A value with ": " in it is
-    declined: h11 sends that request.)"""
-    return (
-        block.count("\r\n") == count
-        and block.count(": ") == count
-        and _OUT_FIELDS.fullmatch(block) is not None
-    )
+    declined: h11 sends that request.) A block that matched is kept in
+    :data:`_MATCHED` if *remember*."""
+    if block.count("\r\n") != count or block.count(": ") != count:
+        return False
+    if block in _MATCHED:
+        return True
+    if _OUT_FIELDS.fullmatch(block) is None:
+        return False
+    if remember:
+        if len(_MATCHED) >= _MATCHED_MAX:
+            _MATCHED.clear()
+        _MATCHED.add(block)
+    return True
 
 
 def _frames(length: str | None, size: int) -> bool:
@@ -170,13 +190,14 @@ def parse_head(
     # and len(reason) + 15; this bound is never below it.
     if len(fields) > max_header_count or end + len(fields) + 1 > max_header_bytes:
         return FALLBACK
-    items = [(name.lower(), name, value.strip(" \t")) for name, value in fields]
+    items = []
+    for name, value in fields:  # a loop: cheaper than a comprehension's call
+        items.append((name.lower(), name, value.strip(" \t")))
     framing = _framing(items)
     if framing is None:
         return FALLBACK
     length, keep_alive = framing
-    headers = Headers._from_items(items)
-    return Head(status, reason or "", headers, length, keep_alive)
+    return Head(status, reason or "", "HTTP/1.1", Headers._from_items(items), length, keep_alive)
 
 
 def _framing(items: list[tuple[str, str, str]]) -> tuple[int, bool] | None:
@@ -191,7 +212,7 @@ def _framing(items: list[tuple[str, str, str]]) -> tuple[int, bool] | None:
             length = int(value)
         elif key == "transfer-encoding":
             return None
-        elif key == "connection" and "close" in _tokens(value):
+        elif key == "connection" and _closes(value):
             keep_alive = False
     if length is None:
         return None
@@ -204,7 +225,11 @@ def _digits(value: str) -> bool:
     return value.isascii() and value.isdigit() and len(value) <= _MAX_LENGTH_DIGITS
 
 
-def _tokens(value: str) -> list[str]:
-    """A comma-separated header's tokens, as h11's get_comma_header sees them
-    (it strips bytes whitespace; a parsed value holds no other than SP, HTAB)."""
-    return [token.strip(" \t").lower() for token in value.split(",")]
+def _closes(value: str) -> bool:
+    """Does a Connection field's value hold the token ``close``, as h11's
+    get_comma_header reads it (split at commas, each token stripped of
+    bytes whitespace, of which a parsed value holds only SP and HTAB)? The
+    substring test first: most values (``keep-alive``) have none."""
+    if "close" not in value.lower():
+        return False
+    return "close" in [token.strip(" \t").lower() for token in value.split(",")]

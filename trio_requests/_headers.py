@@ -74,6 +74,11 @@ class Headers(MutableMapping[str, str]):
         _check(name, value)
         self._items.append((name.lower(), name, value))
 
+    def _add_valid(self, key: str, name: str, value: str) -> None:
+        """Append a field known to be valid (say, a parsed URL's authority),
+        *key* being *name* lowercased, without :meth:`add`'s checks."""
+        self._items.append((key, name, value))
+
     @overload
     def get(self, name: str, /) -> str | None: ...
     @overload
@@ -81,12 +86,22 @@ class Headers(MutableMapping[str, str]):
     def get(self, name: str, /, default: object = None) -> object:
         """Mapping.get without the KeyError that Mapping's version raises and
         catches for every absent field (on the hot path: Content-Encoding)."""
-        values = self.get_list(name)
-        return ", ".join(values) if values else default
+        key = name.lower()
+        found = None
+        # Plain loops here and below: faster than a comprehension (a
+        # function call of its own) over a head's few fields.
+        for k, _, v in self._items:
+            if k == key:
+                found = v if found is None else f"{found}, {v}"
+        return default if found is None else found
 
     def get_list(self, name: str) -> list[str]:
         key = name.lower()
-        return [v for k, _, v in self._items if k == key]
+        values = []
+        for k, _, v in self._items:
+            if k == key:
+                values.append(v)
+        return values
 
     def multi_items(self) -> list[tuple[str, str]]:
         return [(n, v) for _, n, v in self._items]
@@ -130,7 +145,10 @@ class Headers(MutableMapping[str, str]):
         if not isinstance(name, str):
             return False
         key = name.lower()
-        return key in [k for k, _, _ in self._items]  # no generator: a hot path
+        for k, _, _ in self._items:  # noqa: SIM110 - any() costs a generator, on a hot path
+            if k == key:
+                return True
+        return False
 
     def __iter__(self) -> Iterator[str]:
         seen: dict[str, str] = {}
@@ -151,17 +169,18 @@ class Headers(MutableMapping[str, str]):
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        shown = [(n, "[secure]" if n.lower() in _SECRET else v) for _, n, v in self._items]
+        shown = [(n, "[secure]" if n.lower() in SECRET_FIELDS else v) for _, n, v in self._items]
         return f"Headers({shown!r})"
 
 
-_SECRET = frozenset({"authorization", "proxy-authorization", "cookie"})
+#: fields whose values are credentials: never shown, never kept beyond a request
+SECRET_FIELDS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
 
 def _shown(name: object, value: object) -> str:
     """*value* for an error message: a credential's is hidden, as in
     :meth:`Headers.__repr__`, because messages end up in logs."""
-    if isinstance(name, str) and name.lower() in _SECRET:
+    if isinstance(name, str) and name.lower() in SECRET_FIELDS:
         return "[secure]"
     return repr(value)
 

@@ -14,8 +14,8 @@ leaves it in an unknown state and the caller discards it.
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterable, Callable, Iterable
-from typing import NamedTuple, NoReturn
+from collections.abc import AsyncIterable, Callable, Coroutine, Iterable
+from typing import Any, NoReturn
 
 import h11
 import trio
@@ -30,15 +30,6 @@ from ._models import Request
 #: Bytes asked of the socket per read: large enough that a 1 MiB body takes
 #: 16 reads, small enough not to hoard memory per connection.
 READ_SIZE = 65536
-
-
-class ResponseHead(NamedTuple):
-    """A final response head, from the fast path or from h11."""
-
-    status_code: int
-    reason: str
-    http_version: str
-    headers: Headers
 
 
 class HTTP11Connection:
@@ -88,7 +79,7 @@ class HTTP11Connection:
 
     # -- sending ---------------------------------------------------------------
 
-    async def exchange(
+    def exchange(
         self,
         request: Request,
         write_timeout: float | None,
@@ -96,26 +87,24 @@ class HTTP11Connection:
         max_header_count: int,
         forward: cp.Proxy | None = None,
         on_sent: Callable[[Request], None] | None = None,
-    ) -> ResponseHead:
+    ) -> Coroutine[Any, Any, Head]:
         """Send the request (a body in memory goes out with the head in one
         write), call *on_sent*, and wait for the final response head (1xx
         interim responses skipped). *forward*: this connection is to that
-        HTTP proxy, which is sent the absolute URL and its credentials."""
-        head = None
+        HTTP proxy, which is sent the absolute URL and its credentials.
+
+        Sync, returning the coroutine of the path taken: no frame of its
+        own in the chain that every task switch of the exchange resumes."""
         if request.stream is None and (forward is None or forward.proxy_authorization is None):
             target = request.url.target if forward is None else request.url.absolute_target
             head = request_head(request.method, target, request.headers, request.content)
-        if head is not None:
-            response = await self._exchange_fast(
-                head, request, write_timeout, read_timeout, max_header_count, forward, on_sent
-            )
-            if response is not None:
-                return response
-        else:
-            await self._send_h11(request, write_timeout, forward)
-            if on_sent is not None:
-                on_sent(request)
-        return await self._receive_h11_response(request, read_timeout, max_header_count)
+            if head is not None:
+                return self._exchange_fast(
+                    head, request, write_timeout, read_timeout, max_header_count, forward, on_sent
+                )
+        return self._exchange_h11(
+            request, write_timeout, read_timeout, max_header_count, forward, on_sent
+        )
 
     async def _exchange_fast(
         self,
@@ -126,11 +115,11 @@ class HTTP11Connection:
         max_header_count: int,
         forward: cp.Proxy | None,
         on_sent: Callable[[Request], None] | None,
-    ) -> ResponseHead | None:
+    ) -> Head:
         """The fast path's request and response head, under one cancel
         scope whose deadline moves from the write to each read (one scope
         instead of two per request: a scope costs as much as parsing the
-        head). None if the response is h11's to read after all."""
+        head). h11 reads the response if the fast path may not."""
         self._fast = True
         self._forward = forward
         self._keep_alive = True
@@ -147,7 +136,24 @@ class HTTP11Connection:
                     f"sending the request took over {write_timeout}s", request=request
                 )
             raise ReadTimeout(f"no response data within {read_timeout}s", request=request)
+        if response is None:
+            return await self._receive_h11_response(request, read_timeout, max_header_count)
         return response
+
+    async def _exchange_h11(
+        self,
+        request: Request,
+        write_timeout: float | None,
+        read_timeout: float | None,
+        max_header_count: int,
+        forward: cp.Proxy | None,
+        on_sent: Callable[[Request], None] | None,
+    ) -> Head:
+        """The whole exchange through h11."""
+        await self._send_h11(request, write_timeout, forward)
+        if on_sent is not None:
+            on_sent(request)
+        return await self._receive_h11_response(request, read_timeout, max_header_count)
 
     async def _send_h11(
         self, request: Request, write_timeout: float | None, forward: cp.Proxy | None
@@ -242,9 +248,9 @@ class HTTP11Connection:
 
     async def _receive_h11_response(
         self, request: Request, read_timeout: float | None, max_header_count: int
-    ) -> ResponseHead:
+    ) -> Head:
         event = await self._receive_h11_head(request, read_timeout, max_header_count)
-        return ResponseHead(
+        return Head(
             event.status_code,
             event.reason.decode("latin-1"),
             "HTTP/1.0" if event.http_version == b"1.0" else "HTTP/1.1",
@@ -257,27 +263,27 @@ class HTTP11Connection:
         scope: trio.CancelScope,
         timeout: float | None,
         max_header_count: int,
-    ) -> ResponseHead | None:
+    ) -> Head | None:
         """The head, if the fast path may take it; else None, and this cycle
         is h11's from here on (it has been given what arrived so far). Each
         read gets *timeout* seconds, by moving the deadline of *scope*."""
-        while True:
-            end = head_end(self._buffer, self._max_header_bytes)
-            if end is not None:
-                break
+        limit = self._max_header_bytes
+        end = head_end(self._buffer, limit) if self._buffer else None
+        while end is None:
             scope.deadline = self._at(timeout)
             data = await self._receive_raw(request)
             if not data:
                 self._eof = True
                 break
             self._buffer += data
+            end = head_end(self._buffer, limit)
         if isinstance(end, int):
             head = parse_head(self._buffer, end, self._max_header_bytes, max_header_count)
             if isinstance(head, Head):
                 self._buffer = self._buffer[end:]
                 self._body_left = self._body_length = head.length
                 self._keep_alive = head.keep_alive
-                return ResponseHead(head.status_code, head.reason, "HTTP/1.1", head.headers)
+                return head
         self._fall_back(request)
         return None
 
@@ -350,7 +356,7 @@ class HTTP11Connection:
             )
 
     async def receive_body(
-        self, request: Request, read_timeout: float | None, trailers: Headers
+        self, request: Request, read_timeout: float | None, trailers: Headers | None
     ) -> bytes:
         """The next piece of the body; b"" once it is complete (then the
         chunked body's trailer fields, if any, are added to *trailers*)."""
@@ -360,7 +366,8 @@ class HTTP11Connection:
         if isinstance(event, h11.Data):
             return bytes(event.data)
         if isinstance(event, h11.EndOfMessage):
-            trailers.extend_raw(event.headers.raw_items())
+            if trailers is not None:  # None only for a length_framed body, never h11's
+                trailers.extend_raw(event.headers.raw_items())
             return b""
         raise self._unexpected(event, request)
 
@@ -440,6 +447,12 @@ class HTTP11Connection:
             return False
         conn.start_next_cycle()
         return True
+
+    @property
+    def length_framed(self) -> bool:
+        """This cycle's response body is the fast path's, framed by its
+        Content-Length: it has no trailer fields."""
+        return self._fast
 
     @property
     def request_sent(self) -> bool:

@@ -24,7 +24,8 @@ from ._urls import URL
 RequestContent = bytes | str | AsyncIterable[bytes] | Iterable[bytes]
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_NO_TIME = datetime.timedelta(0)  # immutable: one for every Response
+#: tokens all: checked by a set lookup rather than a pattern match
+_STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
 
 
 class Request:
@@ -50,7 +51,7 @@ class Request:
         headers: HeaderInput = None,
         content: RequestContent | None = None,
     ) -> None:
-        if not is_token(method):
+        if method not in _STANDARD_METHODS and not is_token(method):
             raise LocalProtocolError(
                 f"invalid method {method!r}: a method is a token (RFC 9110 §9.1), "
                 "letters, digits and !#$%&'*+-.^_`|~"
@@ -85,8 +86,9 @@ class ResponseStream(Protocol):
 
     async def receive_rest(self) -> bytes | None:
         """The rest of the body in one piece (the stream then ends, as after
-        receive_some() returned b""), if the stream can read it faster than
-        chunk by chunk; None if not. Lets aread() skip the chunk loop."""
+        receive_some() returned b"", and needs no aclose()), if the stream
+        can read it faster than chunk by chunk; None if not. Lets aread()
+        skip the chunk loop."""
         ...
 
     async def aclose(self) -> None:
@@ -101,11 +103,25 @@ class Response:
     :meth:`Session.stream`) or streamed with the ``aiter_*`` methods;
     either way the connection returns to the pool when the body ends or
     :meth:`aclose` is called.
-
-    Attributes:
-        elapsed: from sending the request until the response headers arrived.
-        history: the redirect responses that led here, oldest first.
     """
+
+    # No __dict__: one object fewer per response, for the cyclic GC to track.
+    __slots__ = (
+        "_closed",
+        "_consumed",
+        "_content",
+        "_decoder",
+        "_elapsed",
+        "_history",
+        "_stream",
+        "_trailers",
+        "headers",
+        "http_version",
+        "num_bytes_downloaded",
+        "reason",
+        "request",
+        "status_code",
+    )
 
     def __init__(
         self,
@@ -124,16 +140,48 @@ class Response:
         self.headers = headers if headers is not None else Headers()
         self.reason = reason
         self.http_version = http_version
-        self.history: list[Response] = []
-        #: trailer fields (HTTP/2 or chunked HTTP/1.1), once the body is read
-        self.trailers = Headers()
-        self.elapsed = _NO_TIME
+        # history, trailers and elapsed are made when first read: most
+        # responses never are, and each is an object (or two) per request.
+        self._history: list[Response] | None = None
+        self._trailers: Headers | None = None
+        self._elapsed = 0.0  # seconds
         self.num_bytes_downloaded = 0
         self._stream = stream
         self._content = content
         self._decoder = decoder
         self._consumed = content is not None
         self._closed = stream is None
+
+    @property
+    def history(self) -> list[Response]:
+        """The redirect responses that led here, oldest first."""
+        if self._history is None:
+            self._history = []
+        return self._history
+
+    @history.setter
+    def history(self, responses: list[Response]) -> None:
+        self._history = responses
+
+    @property
+    def trailers(self) -> Headers:
+        """Trailer fields (HTTP/2 or chunked HTTP/1.1), once the body is read."""
+        if self._trailers is None:
+            self._trailers = Headers()
+        return self._trailers
+
+    @trailers.setter
+    def trailers(self, fields: Headers) -> None:
+        self._trailers = fields
+
+    @property
+    def elapsed(self) -> datetime.timedelta:
+        """From sending the request until the response headers arrived."""
+        return datetime.timedelta(seconds=self._elapsed)
+
+    @elapsed.setter
+    def elapsed(self, elapsed: datetime.timedelta) -> None:
+        self._elapsed = elapsed.total_seconds()
 
     # -- metadata -----------------------------------------------------------
 
@@ -227,7 +275,7 @@ class Response:
                 raise
             if whole is not None:
                 self.num_bytes_downloaded += len(whole)
-                await self.aclose()  # the stream has ended: no I/O
+                self._closed = True  # the stream has ended and released its connection
                 return whole
         chunks = []
         while chunk := await self._receive_raw():

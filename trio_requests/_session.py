@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from types import TracebackType
@@ -37,7 +37,7 @@ from ._models import Request, RequestContent, Response
 from ._redirects import build_redirect
 from ._retries import Retry
 from ._routes import ProxyArg, ProxyChooser, Route, route
-from ._send_options import DEFAULT_OPTIONS, Auth, SendOptions, StreamContext, authenticate
+from ._send_options import Auth, SendOptions, StreamContext, authenticate
 from ._stats import H2Stats, SessionStats
 from ._timeouts import DEFAULT_TIMEOUT, UNSET, Timeout, _Unset
 from ._urls import URL, Params, parse_url
@@ -187,7 +187,6 @@ class Session:
         self._pool: cp.Pool[Any] | None = None
         self._requests = 0
         self._retries_made = 0
-        self._total_time = 0.0
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -223,7 +222,7 @@ class Session:
     def stats(self) -> SessionStats:
         return SessionStats(
             requests_made=self._requests,
-            total_time=self._total_time,
+            total_time=self._exchanger.total_time if self._exchanger is not None else 0.0,
             retries_count=self._retries_made,
             h2=H2Stats.of(self._h2_counters),
             endpoints=self._pool.all_stats() if self._pool is not None else {},
@@ -240,46 +239,58 @@ class Session:
         Raises:
             RequestError: a subclass saying what failed (see the docs).
         """
+        return await self._requesting(method, url, kwargs)
+
+    def _requesting(
+        self, method: str, url: str | URL, kwargs: dict[str, Any]
+    ) -> Coroutine[Any, Any, Response]:
+        """:meth:`request`'s coroutine (see :meth:`_sending`: the shortcuts
+        below await it without the frame of request())."""
         options = SendOptions.pop_from(kwargs)
         request = self.build_request(method, url, **kwargs)
         total = self._timeout_for(options.timeout).total
         if total is None:  # no scope to enter and leave: the common case
-            return await self._read_whole(request, options)
+            return self._read_whole(request, options)
+        return self._read_whole_within(request, options, total)
+
+    async def _read_whole_within(
+        self, request: Request, options: SendOptions, total: float
+    ) -> Response:
         with trio.move_on_after(total):
             return await self._read_whole(request, options)
         raise _total_timeout(request, total)
 
     async def _read_whole(self, request: Request, options: SendOptions) -> Response:
-        if options is DEFAULT_OPTIONS:
-            response = await self.send(request)
-        else:
-            response = await self.send(request, **options.as_kwargs())
+        response = await self._sending(
+            request, options.auth, options.timeout, options.follow_redirects
+        )
         try:
             await response.aread()
         finally:
-            await response.aclose()
+            if not response.is_closed:  # aread() closes it but for a failure
+                await response.aclose()
         return response
 
     async def get(self, url: str | URL, **kwargs: Any) -> Response:
-        return await self.request("GET", url, **kwargs)
+        return await self._requesting("GET", url, kwargs)
 
     async def head(self, url: str | URL, **kwargs: Any) -> Response:
-        return await self.request("HEAD", url, **kwargs)
+        return await self._requesting("HEAD", url, kwargs)
 
     async def options(self, url: str | URL, **kwargs: Any) -> Response:
-        return await self.request("OPTIONS", url, **kwargs)
+        return await self._requesting("OPTIONS", url, kwargs)
 
     async def post(self, url: str | URL, **kwargs: Any) -> Response:
-        return await self.request("POST", url, **kwargs)
+        return await self._requesting("POST", url, kwargs)
 
     async def put(self, url: str | URL, **kwargs: Any) -> Response:
-        return await self.request("PUT", url, **kwargs)
+        return await self._requesting("PUT", url, kwargs)
 
     async def patch(self, url: str | URL, **kwargs: Any) -> Response:
-        return await self.request("PATCH", url, **kwargs)
+        return await self._requesting("PATCH", url, kwargs)
 
     async def delete(self, url: str | URL, **kwargs: Any) -> Response:
-        return await self.request("DELETE", url, **kwargs)
+        return await self._requesting("DELETE", url, kwargs)
 
     def stream(self, method: str, url: str | URL, **kwargs: Any) -> StreamContext:
         """``async with session.stream("GET", url) as response``: the body is
@@ -303,13 +314,15 @@ class Session:
         """A :class:`Request` with the Session's defaults merged in."""
         full_url = self._merge_url(url).with_params(params)
         body, body_headers = encode_body(content=content, data=data, files=files, json=json)
-        merged = self.headers.copy()
-        for name, value in body_headers.items():
-            merged[name] = value
-        if headers is not None:
-            for name, value in Headers(headers).multi_items():
+        merged = self.headers
+        if body_headers or headers is not None:
+            merged = merged.copy()
+            for name, value in body_headers.items():
                 merged[name] = value
-        return Request(method, full_url, headers=merged, content=body)
+            if headers is not None:
+                for name, value in Headers(headers).multi_items():
+                    merged[name] = value
+        return Request(method, full_url, headers=merged, content=body)  # a copy of merged
 
     async def send(
         self,
@@ -322,16 +335,31 @@ class Session:
         """Send *request*; the response body is left unread (read it or
         :meth:`Response.aclose` it). Follows redirects, retries per the
         Session's :class:`Retry`."""
+        return await self._sending(request, auth, timeout, follow_redirects)
+
+    # -- internals --------------------------------------------------------------------
+
+    def _sending(
+        self,
+        request: Request,
+        auth: Auth | _Unset | None,
+        timeout: TimeoutArg | _Unset,
+        follow_redirects: bool | _Unset,
+    ) -> Coroutine[Any, Any, Response]:
+        """:meth:`send`, decided synchronously: the coroutine to await. The
+        untraced request without a total timeout awaits :meth:`_follow`
+        directly, since every coroutine frame in the chain costs at each of
+        the request's task switches."""
         if self._exchanger is None:
             raise RuntimeError("use the Session inside `async with Session() as session:`")
         limit = self._timeout_for(timeout)
         follow = self.follow_redirects if isinstance(follow_redirects, _Unset) else follow_redirects
         request = authenticate(request, self.auth if isinstance(auth, _Unset) else auth)
         if self._trace is not None:
-            return await self._send_traced(request, limit, follow, self._trace)
-        return await self._send_within(request, limit, follow)
-
-    # -- internals --------------------------------------------------------------------
+            return self._send_traced(request, limit, follow, self._trace)
+        if limit.total is None:
+            return self._follow(request, limit, follow)
+        return self._send_within(request, limit, follow)
 
     async def _send_within(self, request: Request, limit: Timeout, follow: bool) -> Response:
         if limit.total is None:
@@ -507,22 +535,20 @@ class Session:
             return True  # the request never left: safe for any method
         return retry.is_method_retryable(request.method)
 
-    async def _send_once(self, request: Request, timeout: Timeout) -> Response:
+    def _send_once(self, request: Request, timeout: Timeout) -> Coroutine[Any, Any, Response]:
+        """The exchange to await (no frame of its own: see :meth:`_sending`)."""
         assert self._exchanger is not None
         self._frame(request)
-        clock = self._exchanger.clock
-        start = clock.current_time()
         self._requests += 1
         to = self._route(request)
-        response = await self._exchanger.send(request, to.endpoint, timeout, to.forward)
-        self._total_time += clock.current_time() - start
-        return response
+        return self._exchanger.send(request, to.endpoint, timeout, to.forward)
 
     def _frame(self, request: Request) -> None:
         """Per-hop headers: Host, cookies, body framing (RFC 9112 §6)."""
         headers = request.headers
         if "host" not in headers:
-            headers.add("Host", request.url.authority)  # none to replace
+            # none to replace; a parsed URL's authority is a valid value
+            headers._add_valid("host", "Host", request.url.authority)
         if "cookie" not in headers and (
             cookie := self.cookies.header_for(str(request.url), time.time())
         ):

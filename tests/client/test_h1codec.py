@@ -10,10 +10,11 @@ already have decided.
 from __future__ import annotations
 
 import h11
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_requests._h1codec import FALLBACK, Head, head_end, parse_head, request_head
+from trio_requests._h1codec import _MATCHED, FALLBACK, Head, head_end, parse_head, request_head
 from trio_requests._headers import Headers
 
 #: bytes that make the grammar's edge cases: controls, whitespace, separators, latin-1
@@ -195,8 +196,57 @@ def test_a_plain_head_is_taken_with_its_framing() -> None:
     assert head.headers["connection"] == "Keep-Alive, Close"
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        "Connection: close",
+        "Connection: CLOSE",
+        "Connection:close",
+        "Connection: keep-alive,close",
+        "Connection: keep-alive , \tclose\t",
+        "Connection: close, keep-alive",
+        "Connection: closed",
+        "Connection: x-close",
+        "Connection: close-x, y",
+        "Connection: keep-alive\r\nConnection: close",
+        "Connection: keep-alive\r\nX-Close: close",
+        "X-A: b, close\r\nConnection: keep-alive",
+    ],
+)
+def test_keep_alive_is_h11s_reading_of_the_connection_fields(fields: str) -> None:
+    """A "close" anywhere but as a Connection token (another field, a longer
+    token) must not end the connection; as one, anywhere, it must."""
+    data = f"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n{fields}\r\n\r\n".encode()
+    end = head_end(data, 1000)
+    assert isinstance(end, int)
+    head = parse_head(data, end, 1000, 100)
+    assert isinstance(head, Head)
+    conn = h11_after_get(data, 1000)
+    assert isinstance(conn.next_event(), h11.Response)
+    assert isinstance(conn.next_event(), h11.EndOfMessage)
+    assert head.keep_alive == (conn.their_state is h11.DONE)
+
+
 def test_heads_only_h11_may_judge_fall_back() -> None:
     for data in GOOD_HEADS[4:]:
         end = head_end(data, 1000)
         assert not isinstance(end, int) or parse_head(data, end, 1000, 100) is FALLBACK, data
         assert end is not None
+
+
+def test_matched_header_blocks_are_remembered_without_credentials() -> None:
+    _MATCHED.clear()
+    plain = Headers({"Host": "h", "Accept": "*/*"})
+    assert request_head("GET", "/", plain, None) is not None
+    assert {"Host: h\r\nAccept: */*\r\n"} == _MATCHED
+    for secret in ("Authorization", "Cookie", "Proxy-Authorization"):
+        assert request_head("GET", "/", Headers({"Host": "h", secret: "s"}), None) is not None
+    assert request_head("GET", "/", Headers({"Host": "h", "X": "a\x0bb"}), None) is None
+    assert {"Host: h\r\nAccept: */*\r\n"} == _MATCHED
+    # The same text as a remembered block, but one field whose value holds a
+    # CR LF: the counts still refuse it.
+    split = Headers._from_items([("host", "Host", "h\r\nAccept: */*")])
+    assert request_head("GET", "/", split, None) is None
+    for n in range(300):  # bounded: emptied when full
+        request_head("GET", "/", Headers({"Host": f"h{n}"}), None)
+    assert 0 < len(_MATCHED) <= 256

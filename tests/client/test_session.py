@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import gzip
 import json
 import ssl
@@ -299,3 +300,50 @@ async def test_a_body_that_failed_to_read_cannot_be_read_again(server: H11Server
             await r.aread()
         with pytest.raises(tr.StreamConsumed):
             await r.aread()
+
+
+async def test_requests_leave_the_session_headers_as_they_were(server: H11Server) -> None:
+    """A request without headers of its own is built from the Session's
+    Headers object itself: Host, Cookie and framing go on the request's copy."""
+    server.route("GET", "/echo", echo)
+    server.route("POST", "/echo", echo)
+    async with tr.Session(headers={"X-Session": "s"}) as s:
+        before = list(s.headers.multi_items())
+        s.cookies.set("k", "v")
+        sent = (await s.get(server.url + "/echo")).json()["headers"]
+        await s.post(server.url + "/echo", content=b"body")
+        s.build_request("GET", server.url + "/echo").headers["X-Mine"] = "1"
+    assert sent["x-session"] == "s" and sent["cookie"] == "k=v" and "host" in sent
+    assert list(s.headers.multi_items()) == before
+
+
+async def test_a_plain_response_has_its_lazy_fields(server: H11Server) -> None:
+    """history, trailers and elapsed are made when read; they read as before."""
+    server.route("GET", "/echo", echo)
+    async with tr.Session() as s:
+        r = await s.get(server.url + "/echo")
+    assert r.history == [] and r.history is r.history
+    assert r.trailers == {} and r.trailers is r.trailers
+    assert r.elapsed > datetime.timedelta(0)
+    r.elapsed = datetime.timedelta(seconds=2.5)
+    assert r.elapsed == datetime.timedelta(seconds=2.5)
+    with pytest.raises(AttributeError):
+        r.custom = 1  # type: ignore[attr-defined]
+
+
+async def test_trailers_after_a_length_framed_response_on_one_connection(
+    server: H11Server,
+) -> None:
+    """A Content-Length response (the fast path: no trailers object made)
+    and then a chunked one (h11's) on the same connection: the second keeps
+    its trailers, the first reads as having none."""
+    server.route("GET", "/plain", Reply(200, body=b"abc"))
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nX-T: t\r\n\r\n"
+    server.route("GET", "/chunked", Reply(raw=chunked, keep_open=True))
+    async with tr.Session() as s:
+        plain = await s.get(server.url + "/plain")
+        r = await s.get(server.url + "/chunked")
+        created = sum(e.total_created for e in s.stats().endpoints.values())
+    assert plain.trailers == {} and plain.content == b"abc"
+    assert r.content == b"x" and r.trailers["x-t"] == "t"
+    assert created == 1
