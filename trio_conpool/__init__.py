@@ -19,6 +19,7 @@ from ._handler import AccessMode, ConnectionInfo, Exclusive, Multiplexed, Protoc
 from ._lease import Lease, LeaseContext
 from ._pool import Pool, WarmResult, open_pool
 from ._proxy import Proxy
+from ._socket_stream import SocketStream
 from ._stats import EndpointStats
 from ._tls_stream import TLSStream
 
@@ -45,6 +46,7 @@ __all__ = [
     "Proxy",
     "ProxyError",
     "RawStream",
+    "SocketStream",
     "TLSConfig",
     "TLSError",
     "TLSStream",

@@ -26,6 +26,7 @@ from ._dns import DNSCache, connect_any, is_ip_literal
 from ._endpoint import Endpoint
 from ._errors import ConnectError, ConnectTimeout, ProxyError
 from ._proxy import Proxy
+from ._socket_stream import SocketStream
 from ._tls import open_proxy_tls, open_tls
 from ._tls_sessions import TLSSessions
 from ._tls_stream import TLSStream
@@ -39,7 +40,7 @@ class _Carrier:
     the TLS stream to an https proxy over one; and the socket itself."""
 
     stream: trio.abc.Stream
-    socket: trio.socket.SocketType
+    socket: stdlib_socket.socket
 
 
 # A timeout parameter rather than the caller's fail_after (ASYNC109): expiry
@@ -93,7 +94,7 @@ async def _connect(endpoint: Endpoint, dns: DNSCache | None) -> _Carrier:
         return await _connect_through(endpoint.proxy, endpoint, dns)
     try:
         if endpoint.unix_path is not None:
-            stream = await trio.open_unix_socket(endpoint.unix_path)
+            stream = SocketStream.adopt(await trio.open_unix_socket(endpoint.unix_path))
         else:
             stream = await _open_tcp(endpoint.host, endpoint.port, dns)
     except OSError as exc:
@@ -101,10 +102,10 @@ async def _connect(endpoint: Endpoint, dns: DNSCache | None) -> _Carrier:
     return _Carrier(stream, stream.socket)
 
 
-async def _open_tcp(host: str, port: int, dns: DNSCache | None) -> trio.SocketStream:
+async def _open_tcp(host: str, port: int, dns: DNSCache | None) -> SocketStream:
     if dns is None or is_ip_literal(host):
-        return await trio.open_tcp_stream(host, port)
-    return await connect_any(await dns.resolve(host, port))
+        return SocketStream.adopt(await trio.open_tcp_stream(host, port))
+    return SocketStream.adopt(await connect_any(await dns.resolve(host, port)))
 
 
 async def _connect_through(proxy: Proxy, endpoint: Endpoint, dns: DNSCache | None) -> _Carrier:

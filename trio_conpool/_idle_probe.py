@@ -5,14 +5,14 @@ look at the raw socket. TLS 1.3 complicates it: servers send NewSessionTicket
 records right after the handshake (RFC 8446 section 4.6.1), so a healthy
 connection that has read nothing since is "readable". :func:`probe_tls_idle`
 settles it by reading through TLS until it would block. It can stop exactly
-there because the TLS layer reads from a :class:`ProbeableStream`, which, while
+there because the TLS layer reads from our :class:`SocketStream`, which, while
 a probe runs, cancels the probe instead of waiting on an empty socket.
 ``SSLStream.receive_some`` survives such a cancellation once the handshake is
 done (only its send path marks the stream broken), so the connection stays
 usable.
 
 Through an https proxy there are two TLS layers: the target's SSLStream reads
-from the proxy's, which reads from the one :class:`ProbeableStream`, over the
+from the proxy's, which reads from the one :class:`SocketStream`, over the
 socket. The socket then carries the proxy's records only, so whatever the peek
 sees there (the proxy's tickets, its close_notify, the target's records inside)
 the probe reads through both layers, and a cancellation raised at the bottom
@@ -28,6 +28,7 @@ import socket as stdlib_socket
 
 import trio
 
+from ._socket_stream import SocketStream
 from ._tls_stream import TLSStream
 from ._transport import Transport
 
@@ -52,27 +53,18 @@ def peek_idle(transport: Transport) -> IdleCheck:
     """Check, without blocking or consuming anything, whether the peer of an
     idle connection closed it or sent something.
 
-    One ``poll`` call when nothing is pending (the common case).
+    One ``recv`` with MSG_PEEK, which fails at once when nothing is pending
+    (the common case).
     """
     sock = transport.socket
     if sock.fileno() == -1:
         return IdleCheck.CLOSED
-    if not sock.is_readable():
-        return IdleCheck.CLEAN
-    # trio's socket offers recv only as an async method, and its stdlib
-    # socket is private. So borrow the descriptor: a stdlib socket object on
-    # the same fd (family/type/proto given, so no probing syscalls), detached
-    # at once so it never closes the fd. os.dup would cost two syscalls and
-    # os.read would consume the bytes the protocol has yet to read.
-    borrowed = stdlib_socket.socket(sock.family, sock.type, sock.proto, fileno=sock.fileno())
     try:
-        pending = borrowed.recv(1, _PEEK_FLAGS)
+        pending = sock.recv(1, _PEEK_FLAGS)
     except BlockingIOError:
-        return IdleCheck.CLEAN  # readiness went away (spurious wakeup)
+        return IdleCheck.CLEAN  # nothing to read: the common case
     except OSError:
         return IdleCheck.CLOSED  # ECONNRESET and friends
-    finally:
-        borrowed.detach()
     return IdleCheck.DATA if pending else IdleCheck.CLOSED
 
 
@@ -109,42 +101,11 @@ async def probe_tls_idle(transport: Transport) -> bool:
         finally:
             bottom.probe = None
         return False  # b"" (close_notify or EOF) or unexpected data
-    return True  # cancelled by ProbeableStream: nothing more without waiting
+    return True  # cancelled by SocketStream: nothing more without waiting
 
 
-def _bottom(stream: trio.abc.Stream) -> ProbeableStream | None:
-    """The :class:`ProbeableStream` under *stream*'s TLS layers, if any."""
+def _bottom(stream: trio.abc.Stream) -> SocketStream | None:
+    """The :class:`SocketStream` under *stream*'s TLS layers, if any."""
     while isinstance(stream, TLSStream):
         stream = stream.transport_stream
-    return stream if isinstance(stream, ProbeableStream) else None
-
-
-class ProbeableStream(trio.abc.Stream):
-    """The SocketStream under our SSLStreams, able to refuse to wait.
-
-    While :func:`probe_tls_idle` runs, ``probe`` holds its cancel scope, and a
-    receive that would block cancels that scope instead. Otherwise it only
-    forwards, at the cost of one attribute check per receive. Only the
-    lowest TLS layer reads through one (TLS in TLS has one, at the bottom).
-    """
-
-    __slots__ = ("_stream", "probe")
-
-    def __init__(self, stream: trio.SocketStream) -> None:
-        self._stream = stream
-        self.probe: trio.CancelScope | None = None
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
-        if self.probe is not None and not self._stream.socket.is_readable():
-            self.probe.cancel()
-            await trio.lowlevel.checkpoint()  # raises Cancelled, caught by the probe
-        return await self._stream.receive_some(max_bytes)
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self._stream.send_all(data)
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self._stream.wait_send_all_might_not_block()
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
+    return stream if isinstance(stream, SocketStream) else None

@@ -11,8 +11,8 @@ import trio
 
 from ._endpoint import Endpoint, TLSConfig
 from ._errors import ProxyError, TLSError
-from ._idle_probe import ProbeableStream
 from ._proxy import Proxy
+from ._socket_stream import SocketStream
 from ._tls_sessions import TLSSessions
 from ._tls_stream import TLSStream
 
@@ -25,9 +25,9 @@ async def open_tls(
 ) -> TLSStream:
     """Wrap *stream* in TLS, offer ``tls.alpn``, and complete the handshake.
 
-    A socket stream is read through a :class:`ProbeableStream`; a stream
-    that is itself TLS (an https proxy's) is wrapped as it is, since
-    :func:`probe_tls_idle` stops at the socket under all the layers.
+    *stream* is the pool's :class:`SocketStream`, or the TLS stream to an
+    https proxy over one: :func:`probe_tls_idle` stops at the socket under
+    all the layers.
 
     The handshake is explicit because Python checks the hostname only in
     ``do_handshake`` (bpo-30141), never in an implicit one.
@@ -42,9 +42,8 @@ async def open_tls(
     ALPN should be passed with ``alpn=()``; it then offers its own list.
     """
     hostname = tls.server_hostname or endpoint.host
-    below = ProbeableStream(stream) if isinstance(stream, trio.SocketStream) else stream
     try:
-        ssl_stream = _wrap(below, tls, hostname)
+        ssl_stream = _wrap(stream, tls, hostname)
         offered = None if sessions is None else sessions.offer(endpoint, ssl_stream)
         await ssl_stream.do_handshake()
         if sessions is not None and offered is not None and not ssl_stream.session_reused:
@@ -137,7 +136,7 @@ def _tls_reason(hostname: str, cause: BaseException) -> str:
 _PROXY_ALPN = ("http/1.1",)
 
 
-async def open_proxy_tls(tcp: trio.SocketStream, proxy: Proxy, endpoint: Endpoint) -> TLSStream:
+async def open_proxy_tls(tcp: SocketStream, proxy: Proxy, endpoint: Endpoint) -> TLSStream:
     """The TLS handshake with an https proxy: SNI and verification for the
     proxy's host name, ALPN ``http/1.1`` (CONNECT is an HTTP/1.1 request).
 
@@ -147,7 +146,7 @@ async def open_proxy_tls(tcp: trio.SocketStream, proxy: Proxy, endpoint: Endpoin
     """
     tls = TLSConfig(ssl_context=proxy.ssl_context, alpn=_PROXY_ALPN)
     try:
-        ssl_stream = _wrap(ProbeableStream(tcp), tls, proxy.host)
+        ssl_stream = _wrap(tcp, tls, proxy.host)
         await ssl_stream.do_handshake()
     except trio.BrokenResourceError as exc:
         cause = exc.__cause__ or exc

@@ -172,6 +172,8 @@ class TLSStream(trio.abc.Stream):
                 data = await self._retry_reading(self.ssl_object.read, max_bytes)
             else:  # it was all buffered: the checkpoint the transport did not make
                 await trio.lowlevel.checkpoint()
+            if len(data) < max_bytes and self._incoming.pending:
+                data = self._take_buffered(data, max_bytes)
             if self._outgoing.pending:  # the read answered the peer (an alert, a key update)
                 await self._flush()
             return data
@@ -220,6 +222,24 @@ class TLSStream(trio.abc.Stream):
             await trio.aclose_forcefully(self.transport_stream)
             raise
         await self.transport_stream.aclose()
+
+    def _take_buffered(self, data: bytes, max_bytes: int) -> bytes:
+        """*data* and the plaintext of further records already received, up
+        to *max_bytes*: ssl decrypts one record (16 KiB at most) per read,
+        and a download would otherwise take a trip through every layer
+        above for each."""
+        parts = [data]
+        size = len(data)
+        while size < max_bytes and self._incoming.pending:
+            try:
+                more = self.ssl_object.read(max_bytes - size)
+            except ssl.SSLError:
+                break  # an incomplete record, or the end: the next call sees it
+            if not more:
+                break
+            parts.append(more)
+            size += len(more)
+        return b"".join(parts)
 
     # -- moving ciphertext -------------------------------------------------------
 

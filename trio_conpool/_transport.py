@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket as stdlib_socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,11 +14,11 @@ class Transport:
     """An open connection, handshake done, ready for a protocol handler.
 
     Attributes:
-        stream: what the protocol speaks on: a :class:`trio.SocketStream`, or
-            a :class:`trio.SSLStream` over it; through an https proxy, the
-            target's SSLStream over the proxy's (TLS in TLS), or the proxy's
+        stream: what the protocol speaks on: the pool's :class:`SocketStream`,
+            or a :class:`TLSStream` over it; through an https proxy, the
+            target's TLSStream over the proxy's (TLS in TLS), or the proxy's
             alone for a plain-text target.
-        socket: the raw socket underneath, for :func:`peek_idle`.
+        socket: the (non-blocking) socket underneath, for :func:`peek_idle`.
         alpn_protocol: the protocol the server selected by ALPN, or None.
         tls_version: e.g. ``"TLSv1.3"``; None for plain text (to the target:
             the TLS with an https proxy does not count).
@@ -29,7 +30,7 @@ class Transport:
     """
 
     stream: trio.abc.Stream
-    socket: trio.socket.SocketType
+    socket: stdlib_socket.socket
     alpn_protocol: str | None
     tls_version: str | None
     peer_address: Any

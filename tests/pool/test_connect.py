@@ -22,6 +22,7 @@ from tests.pool.servers import plain_http_400
 from trio_conpool import ConnectError, ConnectTimeout, Endpoint, TLSConfig, TLSError, TLSStream
 from trio_conpool._connect import open_transport
 from trio_conpool._idle_probe import IdleCheck, peek_idle, probe_tls_idle
+from trio_conpool._socket_stream import SocketStream
 from trio_conpool._transport import Transport
 
 Handler = Callable[[trio.SocketStream], Awaitable[None]]
@@ -68,7 +69,7 @@ def open_fds() -> int:
 async def test_tcp_transport_info(nursery: trio.Nursery) -> None:
     port = await serve(nursery, echo_line)
     async with connected(Endpoint("127.0.0.1", port)) as t:
-        assert isinstance(t.stream, trio.SocketStream)
+        assert isinstance(t.stream, SocketStream)
         assert t.socket is t.stream.socket
         assert (t.alpn_protocol, t.tls_version) == (None, None)
         assert t.peer_address == ("127.0.0.1", port)

@@ -1,0 +1,63 @@
+"""SocketStream, the pool's socket I/O: trio's generic stream checks over
+socket pairs, and the error and close behaviour trio.SocketStream has."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import trio
+import trio.testing
+
+from trio_conpool import SocketStream
+
+
+async def _pair() -> tuple[SocketStream, SocketStream]:
+    left, right = socket.socketpair()
+    return SocketStream(left), SocketStream(right)
+
+
+async def test_trio_generic_stream_checks() -> None:
+    await trio.testing.check_two_way_stream(_pair, None)
+
+
+async def test_a_reset_is_broken_and_a_close_is_closed() -> None:
+    left, right = await _pair()
+    await right.aclose()
+    with pytest.raises(trio.BrokenResourceError) as caught:
+        await left.send_all(b"x")  # EPIPE: the peer is gone
+    assert isinstance(caught.value.__cause__, OSError)
+    await left.aclose()
+    with pytest.raises(trio.ClosedResourceError):
+        await left.receive_some()
+
+
+async def test_a_close_wakes_a_waiting_receive() -> None:
+    left, right = await _pair()
+
+    async def close_soon() -> None:
+        await trio.testing.wait_all_tasks_blocked()
+        await left.aclose()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(close_soon)
+        with pytest.raises(trio.ClosedResourceError):
+            await left.receive_some()
+    await right.aclose()
+
+
+async def test_a_big_send_waits_for_room() -> None:
+    left, right = await _pair()
+    payload = b"y" * 5_000_000
+    received = bytearray()
+
+    async def read_all() -> None:
+        while len(received) < len(payload):
+            received.extend(await right.receive_some())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(read_all)
+        await left.send_all(payload)
+    assert received == payload
+    await left.aclose()
+    await right.aclose()
