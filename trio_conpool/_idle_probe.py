@@ -24,6 +24,7 @@ proxy; a tunnel that ends is still seen, by the proxy's close_notify and EOF.
 from __future__ import annotations
 
 import enum
+import select
 import socket as stdlib_socket
 
 import trio
@@ -53,16 +54,23 @@ def peek_idle(transport: Transport) -> IdleCheck:
     """Check, without blocking or consuming anything, whether the peer of an
     idle connection closed it or sent something.
 
-    One ``recv`` with MSG_PEEK, which fails at once when nothing is pending
-    (the common case).
+    One ``poll`` when nothing is pending (the common case), then a ``recv``
+    with MSG_PEEK.
     """
     sock = transport.socket
-    if sock.fileno() == -1:
+    fd = sock.fileno()
+    if fd == -1:
         return IdleCheck.CLOSED
+    # A poll first: in the common case (nothing) it answers without the
+    # exception a peek would raise, in half the time.
+    poll = select.poll()
+    poll.register(fd, select.POLLIN)
+    if not poll.poll(0):
+        return IdleCheck.CLEAN
     try:
         pending = sock.recv(1, _PEEK_FLAGS)
     except BlockingIOError:
-        return IdleCheck.CLEAN  # nothing to read: the common case
+        return IdleCheck.CLEAN  # readiness went away (spurious wakeup)
     except OSError:
         return IdleCheck.CLOSED  # ECONNRESET and friends
     return IdleCheck.DATA if pending else IdleCheck.CLOSED

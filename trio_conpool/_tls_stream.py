@@ -70,6 +70,7 @@ class TLSStream(trio.abc.Stream):
         self._filled: trio.Event | None = None  # created only when someone waits
         self._flushed: trio.Event | None = None
         self._broken = self._closed = False
+        self._peer_closed = False  # its close_notify was read
 
     # -- what ssl knows about the connection -----------------------------------
 
@@ -166,20 +167,19 @@ class TLSStream(trio.abc.Stream):
             self._check_usable()
             if not self._handshaken:
                 await self.do_handshake()
-            try:
-                data: bytes = self.ssl_object.read(max_bytes)
-            except ssl.SSLWantReadError:
-                data = await self._retry_reading(self.ssl_object.read, max_bytes)
-            else:  # it was all buffered: the checkpoint the transport did not make
+            if self._peer_closed:
                 await trio.lowlevel.checkpoint()
+                return b""
+            data = await self._read(max_bytes)
             if len(data) < max_bytes and self._incoming.pending:
                 data = self._take_buffered(data, max_bytes)
             if self._outgoing.pending:  # the read answered the peer (an alert, a key update)
                 await self._flush()
             return data
         except ssl.SSLZeroReturnError:
+            self._peer_closed = True  # close_notify: a clean end, and every later read too
             await trio.lowlevel.checkpoint()
-            return b""  # close_notify: a clean end, and every later read too
+            return b""
         except ssl.SSLError as exc:  # found by the first read (an EOF fed before)
             self._broken = True
             raise trio.BrokenResourceError(f"TLS error: {exc}") from exc
@@ -222,6 +222,26 @@ class TLSStream(trio.abc.Stream):
             await trio.aclose_forcefully(self.transport_stream)
             raise
         await self.transport_stream.aclose()
+
+    async def _read(self, max_bytes: int) -> bytes:
+        """Plaintext: what ssl holds, or else the transport's next bytes.
+        Fetching first when ssl holds nothing spares raising (and catching)
+        ssl's "want read" on every response."""
+        if self._incoming.pending or self._incoming.eof or self.ssl_object.pending():
+            try:
+                data: bytes = self.ssl_object.read(max_bytes)
+            except ssl.SSLWantReadError:
+                pass  # part of a record: fetch the rest
+            else:  # it was all here: the checkpoint the transport did not make
+                await trio.lowlevel.checkpoint()
+                return data
+        while True:
+            await self._flush()
+            await self._fill()
+            try:
+                return self.ssl_object.read(max_bytes)
+            except ssl.SSLWantReadError:
+                continue
 
     def _take_buffered(self, data: bytes, max_bytes: int) -> bytes:
         """*data* and the plaintext of further records already received, up
