@@ -27,7 +27,7 @@ from ._endpoint import Endpoint
 from ._errors import ConnectError, ConnectTimeout, ProxyError
 from ._proxy import Proxy
 from ._socket_stream import SocketStream
-from ._tls import open_proxy_tls, open_tls
+from ._tls import open_proxy_tls, open_tls, proxy_endpoint
 from ._tls_sessions import TLSSessions
 from ._tls_stream import TLSStream
 from ._transport import Transport
@@ -80,7 +80,7 @@ async def open_transport(
     propagates; ``Cancelled`` itself is never converted.
     """
     with trio.CancelScope() if timeout is None else trio.move_on_after(timeout):
-        carrier = await _connect(endpoint, dns)
+        carrier = await _connect(endpoint, dns, sessions)
         try:
             return await _finish(carrier, endpoint, sessions)
         except BaseException:
@@ -89,9 +89,11 @@ async def open_transport(
     raise ConnectTimeout(f"connecting to {endpoint} timed out after {timeout} s", endpoint=endpoint)
 
 
-async def _connect(endpoint: Endpoint, dns: DNSCache | None) -> _Carrier:
+async def _connect(
+    endpoint: Endpoint, dns: DNSCache | None, sessions: TLSSessions | None
+) -> _Carrier:
     if endpoint.proxy is not None:
-        return await _connect_through(endpoint.proxy, endpoint, dns)
+        return await _connect_through(endpoint.proxy, endpoint, dns, sessions)
     try:
         if endpoint.unix_path is not None:
             stream = SocketStream.adopt(await trio.open_unix_socket(endpoint.unix_path))
@@ -108,8 +110,11 @@ async def _open_tcp(host: str, port: int, dns: DNSCache | None) -> SocketStream:
     return SocketStream.adopt(await connect_any(await dns.resolve(host, port)))
 
 
-async def _connect_through(proxy: Proxy, endpoint: Endpoint, dns: DNSCache | None) -> _Carrier:
-    """TCP to *proxy*, TLS with it if it is https, then its tunnel to *endpoint*."""
+async def _connect_through(
+    proxy: Proxy, endpoint: Endpoint, dns: DNSCache | None, sessions: TLSSessions | None
+) -> _Carrier:
+    """TCP to *proxy*, TLS with it if it is https (resuming a session from
+    *sessions*), then its tunnel to *endpoint*."""
     try:
         tcp = await _open_tcp(proxy.host, proxy.port, dns)
     except OSError as exc:
@@ -122,8 +127,11 @@ async def _connect_through(proxy: Proxy, endpoint: Endpoint, dns: DNSCache | Non
     stream: trio.abc.Stream = tcp
     try:
         if proxy.scheme == "https":
-            stream = await open_proxy_tls(tcp, proxy, endpoint)
+            stream = await open_proxy_tls(tcp, proxy, endpoint, sessions)
         await open_tunnel(stream, proxy, endpoint, dns)
+        if sessions is not None and isinstance(stream, TLSStream):
+            # Its TLS 1.3 tickets have come, before its answer to CONNECT.
+            sessions.remember(proxy_endpoint(proxy), stream)
     except BaseException:
         await trio.aclose_forcefully(stream)
         raise

@@ -44,15 +44,21 @@ async def open_tls(
     hostname = tls.server_hostname or endpoint.host
     try:
         ssl_stream = _wrap(stream, tls, hostname)
-        offered = None if sessions is None else sessions.offer(endpoint, ssl_stream)
-        await ssl_stream.do_handshake()
-        if sessions is not None and offered is not None and not ssl_stream.session_reused:
-            sessions.declined(endpoint, offered)
+        await _handshake(ssl_stream, endpoint, sessions)
     except trio.BrokenResourceError as exc:
         # TLSStream reports every failure this way, the ssl/OS error chained.
         cause = exc.__cause__ or exc
         raise _tls_error(endpoint, hostname, cause) from cause
     return ssl_stream
+
+
+async def _handshake(stream: TLSStream, key: Endpoint, sessions: TLSSessions | None) -> None:
+    """The handshake, resuming *key*'s last session if there is one (and
+    forgetting it if the server declines)."""
+    offered = None if sessions is None else sessions.offer(key, stream)
+    await stream.do_handshake()
+    if sessions is not None and offered is not None and not stream.session_reused:
+        sessions.declined(key, offered)
 
 
 def _wrap(stream: trio.abc.Stream, tls: TLSConfig, hostname: str) -> TLSStream:
@@ -136,18 +142,28 @@ def _tls_reason(hostname: str, cause: BaseException) -> str:
 _PROXY_ALPN = ("http/1.1",)
 
 
-async def open_proxy_tls(tcp: SocketStream, proxy: Proxy, endpoint: Endpoint) -> TLSStream:
+def proxy_endpoint(proxy: Proxy) -> Endpoint:
+    """*proxy* as an endpoint of its own: the key of its TLS sessions."""
+    tls = TLSConfig(ssl_context=proxy.ssl_context, alpn=_PROXY_ALPN)
+    return Endpoint(proxy.host, proxy.port, tls=tls)
+
+
+async def open_proxy_tls(
+    tcp: SocketStream, proxy: Proxy, endpoint: Endpoint, sessions: TLSSessions | None = None
+) -> TLSStream:
     """The TLS handshake with an https proxy: SNI and verification for the
-    proxy's host name, ALPN ``http/1.1`` (CONNECT is an HTTP/1.1 request).
+    proxy's host name, ALPN ``http/1.1`` (CONNECT is an HTTP/1.1 request),
+    resuming the proxy's last session from *sessions*.
 
     Raises:
         ProxyError: the handshake failed; the message names the proxy and
             says the certificate was the proxy's, the ssl error chained.
     """
-    tls = TLSConfig(ssl_context=proxy.ssl_context, alpn=_PROXY_ALPN)
+    key = proxy_endpoint(proxy)
+    assert key.tls is not None
     try:
-        ssl_stream = _wrap(tcp, tls, proxy.host)
-        await ssl_stream.do_handshake()
+        ssl_stream = _wrap(tcp, key.tls, proxy.host)
+        await _handshake(ssl_stream, key, sessions)
     except trio.BrokenResourceError as exc:
         cause = exc.__cause__ or exc
         raise _proxy_tls_error(proxy, endpoint, cause) from cause

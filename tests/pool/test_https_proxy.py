@@ -20,6 +20,7 @@ from tests.tls_proxy import TLSProxy, start_tls_proxy
 from trio_conpool import ConnectTimeout, Endpoint, Proxy, ProxyError, TLSConfig
 from trio_conpool._connect import open_transport
 from trio_conpool._idle_probe import IdleCheck, peek_idle, probe_tls_idle
+from trio_conpool._tls_sessions import TLSSessions
 
 SECRET = "s3cr3t-Pa55"
 
@@ -285,3 +286,24 @@ async def test_pool_keeps_proxy_tls_settings_apart(
                 await _reuse(pool, endpoint)
         assert [pool.stats(e).total_created for e in endpoints] == [1, 1]
     assert tls_proxy.accepted == 2
+
+
+async def test_the_proxys_tls_session_is_resumed(
+    nursery: trio.Nursery, tls_proxy: TLSProxy, client_ssl_context: ssl.SSLContext
+) -> None:
+    """A second tunnel resumes the TLS session with the proxy (its TLS 1.3
+    ticket came before the answer to the first CONNECT)."""
+    server = await start_server(nursery, echo)
+    proxy = https_proxy(tls_proxy, client_ssl_context)
+    sessions = TLSSessions()
+    resumed = []
+    with trio.fail_after(5):
+        for _ in range(3):
+            transport = await open_transport(
+                target(server.port, None, proxy), timeout=5, sessions=sessions
+            )
+            async with transport.stream:
+                await roundtrip(transport.stream)
+            assert isinstance(transport.stream, cp.TLSStream)  # the proxy's TLS
+            resumed.append(transport.stream.session_reused)
+    assert resumed == [False, True, True]
