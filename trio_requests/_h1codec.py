@@ -186,9 +186,7 @@ def parse_head(
     if status < 200 or status == 204 or status == 304:
         return FALLBACK
     fields = _FIELD.findall(block)
-    # The driver's head-size rule counts len(name) + len(value) + 4 per field
-    # and len(reason) + 15; this bound is never below it.
-    if len(fields) > max_header_count or end + len(fields) + 1 > max_header_bytes:
+    if not _within(end, len(fields), max_header_bytes, max_header_count):
         return FALLBACK
     items = []
     for name, value in fields:  # a loop: cheaper than a comprehension's call
@@ -198,6 +196,51 @@ def parse_head(
         return FALLBACK
     length, keep_alive = framing
     return Head(status, reason or "", "HTTP/1.1", Headers._from_items(items), length, keep_alive)
+
+
+def _within(end: int, count: int, max_header_bytes: int, max_header_count: int) -> bool:
+    """Does a head of *end* bytes and *count* fields keep to the limits? The
+    driver's head-size rule counts len(name) + len(value) + 4 per field and
+    len(reason) + 15; this bound is never below it."""
+    return count <= max_header_count and end + count + 1 <= max_header_bytes
+
+
+class HeadParser:
+    """:func:`parse_head` for one connection, remembering the last head it
+    took: a server answers alike requests with byte-identical heads (Date
+    changes once a second), and comparing the bytes costs a fraction of
+    parsing them. Per connection, so no head outlives its connection or is
+    seen by another Session."""
+
+    __slots__ = ("_head", "_items", "_raw")
+
+    def __init__(self) -> None:
+        self._raw = b""  # the last head taken, as received
+        self._head: Head | None = None  # what it parsed to
+        #: its fields, kept apart: the caller may change the Headers it got
+        self._items: tuple[tuple[str, str, str], ...] = ()
+
+    def parse(
+        self, data: bytes, end: int, max_header_bytes: int, max_header_count: int
+    ) -> Head | Fallback:
+        """:func:`parse_head`'s answer, with fresh Headers each time."""
+        last = self._head
+        if (
+            last is not None
+            and len(self._raw) == end
+            and data.startswith(self._raw)
+            and _within(end, len(self._items), max_header_bytes, max_header_count)
+        ):
+            headers = Headers._from_items(list(self._items))
+            return Head(
+                last.status_code, last.reason, "HTTP/1.1", headers, last.length, last.keep_alive
+            )
+        head = parse_head(data, end, max_header_bytes, max_header_count)
+        if isinstance(head, Head):
+            self._raw = data[:end]
+            self._head = head
+            self._items = tuple(head.headers._items)
+        return head
 
 
 def _framing(items: list[tuple[str, str, str]]) -> tuple[int, bool] | None:

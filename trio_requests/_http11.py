@@ -23,7 +23,7 @@ import trio
 import trio_conpool as cp
 
 from ._errors import LocalProtocolError, ReadTimeout, RemoteProtocolError, WriteTimeout
-from ._h1codec import Head, head_end, parse_head, request_head
+from ._h1codec import Head, HeadParser, head_end, request_head
 from ._headers import Headers
 from ._models import Request
 
@@ -50,6 +50,7 @@ class HTTP11Connection:
         "_fast",
         "_forward",
         "_h11",
+        "_heads",
         "_keep_alive",
         "_max_header_bytes",
         "_stream",
@@ -68,6 +69,7 @@ class HTTP11Connection:
         self._h11: h11.Connection | None = None
         #: this cycle bypasses h11 (the fast path's state follows)
         self._fast = False
+        self._heads = HeadParser()
         self._forward: cp.Proxy | None = None
         self._buffer = b""  # received, not yet consumed
         self._eof = False
@@ -278,7 +280,7 @@ class HTTP11Connection:
             self._buffer += data
             end = head_end(self._buffer, limit)
         if isinstance(end, int):
-            head = parse_head(self._buffer, end, self._max_header_bytes, max_header_count)
+            head = self._heads.parse(self._buffer, end, limit, max_header_count)
             if isinstance(head, Head):
                 self._buffer = self._buffer[end:]
                 self._body_left = self._body_length = head.length

@@ -14,7 +14,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_requests._h1codec import _MATCHED, FALLBACK, Head, head_end, parse_head, request_head
+from trio_requests._h1codec import (
+    _MATCHED,
+    FALLBACK,
+    Head,
+    HeadParser,
+    head_end,
+    parse_head,
+    request_head,
+)
 from trio_requests._headers import Headers
 
 #: bytes that make the grammar's edge cases: controls, whitespace, separators, latin-1
@@ -250,3 +258,25 @@ def test_matched_header_blocks_are_remembered_without_credentials() -> None:
     for n in range(300):  # bounded: emptied when full
         request_head("GET", "/", Headers({"Host": f"h{n}"}), None)
     assert 0 < len(_MATCHED) <= 256
+
+
+@settings(max_examples=300)
+@given(
+    heads=st.lists(st.sampled_from(GOOD_HEADS) | mutated(), min_size=1, max_size=6),
+    limits=st.lists(st.tuples(st.integers(20, 400), st.integers(0, 10)), min_size=6, max_size=6),
+)
+def test_a_head_parser_answers_as_parse_head(
+    heads: list[bytes], limits: list[tuple[int, int]]
+) -> None:
+    """Remembered or not, every head (repeated, or under other limits) gets
+    parse_head's answer, with Headers of its own."""
+    parser = HeadParser()
+    for data, (limit, max_count) in zip(heads, limits, strict=False):
+        end = head_end(data, limit)
+        if not isinstance(end, int):
+            continue
+        expected = parse_head(data, end, limit, max_count)
+        got = parser.parse(data + b"body", end, limit, max_count)
+        assert got == expected
+        if isinstance(got, Head):
+            got.headers["x-changed"] = "by the caller"
