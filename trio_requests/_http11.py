@@ -23,7 +23,7 @@ import trio
 import trio_conpool as cp
 
 from ._errors import LocalProtocolError, ReadTimeout, RemoteProtocolError, WriteTimeout
-from ._h1codec import Head, HeadParser, head_end, request_head
+from ._h1codec import Head, HeadParser, request_head
 from ._headers import Headers
 from ._models import Request
 
@@ -270,7 +270,7 @@ class HTTP11Connection:
         is h11's from here on (it has been given what arrived so far). Each
         read gets *timeout* seconds, by moving the deadline of *scope*."""
         limit = self._max_header_bytes
-        end = head_end(self._buffer, limit) if self._buffer else None
+        end = self._heads.end(self._buffer, limit) if self._buffer else None
         while end is None:
             scope.deadline = self._at(timeout)
             data = await self._receive_raw(request)
@@ -278,7 +278,7 @@ class HTTP11Connection:
                 self._eof = True
                 break
             self._buffer += data
-            end = head_end(self._buffer, limit)
+            end = self._heads.end(self._buffer, limit)
         if isinstance(end, int):
             head = self._heads.parse(self._buffer, end, limit, max_header_count)
             if isinstance(head, Head):
