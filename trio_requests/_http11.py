@@ -21,6 +21,7 @@ import h11
 import trio
 
 import trio_conpool as cp
+from trio_conpool._tls_stream import send_eagerly
 
 from ._errors import LocalProtocolError, ReadTimeout, RemoteProtocolError, WriteTimeout
 from ._h1codec import Head, HeadParser, request_head
@@ -127,7 +128,10 @@ class HTTP11Connection:
         self._keep_alive = True
         data = head + request.content if request.content else head
         with self._deadline(write_timeout) as scope:
-            await self._send_raw(data, request)
+            # The read of the response that follows is the exchange's
+            # checkpoint (a cycle starts with nothing buffered: finish_cycle
+            # reuses only a drained connection), so the send skips its own.
+            await self._send_raw(data, request, checkpoint=False)
             if on_sent is not None:
                 on_sent(request)
             response = await self._receive_fast_head(request, scope, read_timeout, max_header_count)
@@ -232,10 +236,12 @@ class HTTP11Connection:
             self.broken = True
             raise WriteTimeout(f"sending the request took over {timeout}s", request=request)
 
-    async def _send_raw(self, data: bytes, request: Request) -> None:
-        """Write *data* (the caller's scope bounds the time it takes)."""
+    async def _send_raw(self, data: bytes, request: Request, *, checkpoint: bool = True) -> None:
+        """Write *data* (the caller's scope bounds the time it takes);
+        *checkpoint* False: see :func:`~trio_conpool._tls_stream.send_eagerly`."""
+        stream = self._stream
         try:
-            await self._stream.send_all(data)
+            await (stream.send_all(data) if checkpoint else send_eagerly(stream, data))
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             self.broken = True
             if not self._fast:
