@@ -33,7 +33,7 @@ DEFAULT_RECEIVE_SIZE = 65536
 class SocketStream(trio.abc.Stream):
     """A connected, non-blocking stream socket (TCP or Unix)."""
 
-    __slots__ = ("_closed", "_receiving", "_sending", "probe", "socket")
+    __slots__ = ("_closed", "_receiving", "_sending", "_yield_first", "probe", "socket")
 
     def __init__(self, sock: stdlib_socket.socket) -> None:
         sock.setblocking(False)
@@ -41,6 +41,11 @@ class SocketStream(trio.abc.Stream):
         #: set by probe_tls_idle: cancel it rather than wait for bytes.
         self.probe: trio.CancelScope | None = None
         self._sending = self._receiving = self._closed = False
+        #: a send skipped its schedule point: the next receive takes it
+        #: before its recv, not after, so the peer has had the time to
+        #: answer (a dry recv raises and catches BlockingIOError, ~1 us,
+        #: and then waits for the socket: two more system calls)
+        self._yield_first = False
 
     @classmethod
     def adopt(cls, stream: trio.SocketStream) -> SocketStream:
@@ -50,7 +55,14 @@ class SocketStream(trio.abc.Stream):
         family, kind, proto = trio_socket.family, trio_socket.type, trio_socket.proto
         return cls(stdlib_socket.socket(family, kind, proto, fileno=trio_socket.detach()))
 
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+    async def send_all(
+        self, data: bytes | bytearray | memoryview, *, checkpoint: bool = True
+    ) -> None:
+        """Send all of *data*. *checkpoint* False: no schedule point when
+        the kernel takes it all at once (a cancelled caller still gets
+        :exc:`trio.Cancelled` first), for a caller that reaches one right
+        after anyway, such as an HTTP/1.1 driver about to read the
+        response: one scheduler round trip less per request."""
         if self._sending:
             raise trio.BusyResourceError("another task is already sending on this socket")
         self._sending = True
@@ -60,7 +72,10 @@ class SocketStream(trio.abc.Stream):
             with memoryview(data) as view:
                 sent = self._send(view)
                 if sent == len(view):
-                    await trio.lowlevel.cancel_shielded_checkpoint()
+                    if checkpoint:
+                        await trio.lowlevel.cancel_shielded_checkpoint()
+                    else:
+                        self._yield_first = True
                     return
                 while sent < len(view):  # the kernel's buffer is full: wait for room
                     await trio.lowlevel.wait_writable(self.socket)
@@ -79,9 +94,16 @@ class SocketStream(trio.abc.Stream):
         try:
             await trio.lowlevel.checkpoint_if_cancelled()
             self._check_open()
-            data = self._receive(max_bytes)
-            if data is not None:
+            if self._yield_first:  # the send skipped it: give the peer time to answer
+                self._yield_first = False
                 await trio.lowlevel.cancel_shielded_checkpoint()
+                self._check_open()
+                data = self._receive(max_bytes)
+            else:
+                data = self._receive(max_bytes)
+                if data is not None:
+                    await trio.lowlevel.cancel_shielded_checkpoint()
+            if data is not None:
                 return data
             while True:
                 if self.probe is not None:  # a probe asks, and the socket is dry

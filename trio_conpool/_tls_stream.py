@@ -31,9 +31,12 @@ from __future__ import annotations
 import contextlib
 import operator
 import ssl
+from collections.abc import Coroutine
 from typing import Any
 
 import trio
+
+from ._socket_stream import SocketStream
 
 #: Ciphertext read from the transport at once (four full TLS records).
 READ_SIZE = 65536
@@ -132,7 +135,12 @@ class TLSStream(trio.abc.Stream):
 
     # -- the stream --------------------------------------------------------------
 
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+    async def send_all(
+        self, data: bytes | bytearray | memoryview, *, checkpoint: bool = True
+    ) -> None:
+        """Encrypt and send all of *data*. *checkpoint* False: as
+        :meth:`SocketStream.send_all`'s, passed to the transport if it
+        is one of the pool's (see :func:`send_eagerly`)."""
         if self._sending:
             raise trio.BusyResourceError("another task is already sending on this stream")
         self._sending = True
@@ -148,7 +156,7 @@ class TLSStream(trio.abc.Stream):
                 if self._flushing:  # a receive is sending (ours too): its end is ours
                     await self._wait_for_flush()
                 else:
-                    await self._flush()
+                    await self._flush(checkpoint=checkpoint)
             except BaseException:
                 self._broken = True  # part of a record may have gone out
                 raise
@@ -298,16 +306,18 @@ class TLSStream(trio.abc.Stream):
                 self._filled.set()
                 self._filled = None
 
-    async def _flush(self) -> None:
+    async def _flush(self, *, checkpoint: bool = True) -> None:
         """Send everything ssl has produced. If another task is sending, it
         sends this too (it drains until nothing is left): no need to wait,
         and a receive must not wait on a send the peer may not read."""
         if self._flushing or not self._outgoing.pending:
             return
         self._flushing = True
+        transport = self.transport_stream
         try:
             while self._outgoing.pending:
-                await self.transport_stream.send_all(self._outgoing.read())
+                data = self._outgoing.read()
+                await (transport.send_all(data) if checkpoint else send_eagerly(transport, data))
         except BaseException:
             self._broken = True
             raise
@@ -328,3 +338,13 @@ class TLSStream(trio.abc.Stream):
             raise trio.ClosedResourceError("this TLS stream was closed")
         if self._broken:
             raise trio.BrokenResourceError("this TLS stream is broken (an earlier error)")
+
+
+def send_eagerly(stream: trio.abc.Stream, data: bytes) -> Coroutine[Any, Any, None]:
+    """``stream.send_all(data)``, without its schedule point when the data
+    goes out at once if *stream* is one of the pool's (see
+    :meth:`SocketStream.send_all`); another stream sends as usual. Sync,
+    returning the coroutine: no frame of its own."""
+    if isinstance(stream, (SocketStream, TLSStream)):
+        return stream.send_all(data, checkpoint=False)
+    return stream.send_all(data)

@@ -52,12 +52,13 @@ _FIELD = re.compile(rf"({_TOKEN}):({_VCHAR_OR_WS}*)\r\n")
 _BLANK_LINE = re.compile(rb"\n\r?\n")
 #: request fields that change framing or connection state: h11's business.
 _STATEFUL = frozenset({"connection", "upgrade", "expect", "transfer-encoding"})
-#: Header blocks _OUT_FIELDS matched: a client sends the same few over and
-#: over (the Session's headers and a Host), and a set lookup costs a tenth of
-#: the match. Process-wide, so never a block with credentials; emptied when
-#: full.
-_MATCHED: set[str] = set()
-_MATCHED_MAX = 256
+#: Header blocks :func:`_block` built, with their Content-Length value, by
+#: their fields: a client sends the same few over and over (the Session's
+#: headers and a Host), and a dict lookup costs a fraction of building and
+#: matching the block. Process-wide, so never fields with credentials;
+#: emptied when full.
+_BLOCKS: dict[tuple[tuple[str, str, str], ...], tuple[str, str | None]] = {}
+_BLOCKS_MAX = 256
 #: h11 refuses a Content-Length of more digits (CONTENT_LENGTH_MAX_DIGITS).
 _MAX_LENGTH_DIGITS = 20
 
@@ -100,11 +101,27 @@ def request_head(method: str, target: str, headers: Headers, content: bytes | No
     first); None if h11 must send this request (see the module docstring)."""
     if method == "HEAD" or method == "CONNECT" or _TARGET.fullmatch(target) is None:
         return None
+    fields = tuple(headers._items)
+    known = _BLOCKS.get(fields)
+    if known is None:
+        known = _block(fields)
+        if known is None:
+            return None
+    block, length = known
+    if not _frames(length, len(content) if content else 0):
+        return None
+    return f"{method} {target} HTTP/1.1\r\n{block}\r\n".encode("latin-1")
+
+
+def _block(fields: tuple[tuple[str, str, str], ...]) -> tuple[str, str | None] | None:
+    """The header block h11 would write for *fields* (Host first) and their
+    Content-Length value (None: absent); None if h11 must send them. Kept in
+    :data:`_BLOCKS` unless a field holds credentials."""
     host = None
     lines = []
     length = None
     secret = False
-    for key, name, value in headers._items:
+    for key, name, value in fields:
         line = f"{name}: {value}\r\n"
         if key == "host":
             if host is not None:
@@ -118,32 +135,27 @@ def request_head(method: str, target: str, headers: Headers, content: bytes | No
             elif key in SECRET_FIELDS:
                 secret = True
             lines.append(line)
-    if host is None or not _frames(length, len(content) if content else 0):
+    if host is None:
         return None
     block = host + "".join(lines)
-    if not _valid(block, len(lines) + 1, remember=not secret):
+    if not _valid(block, len(lines) + 1):
         return None
-    return f"{method} {target} HTTP/1.1\r\n{block}\r\n".encode("latin-1")
+    if not secret:
+        if len(_BLOCKS) >= _BLOCKS_MAX:
+            _BLOCKS.clear()
+        _BLOCKS[fields] = (block, length)
+    return block, length
 
 
-def _valid(block: str, count: int, *, remember: bool) -> bool:
+def _valid(block: str, count: int) -> bool:
     """Would h11 send the *count* fields of *block* (``name: value CRLF``
     each)? One match over the block; the counts first prove that no name or
     value holds a CR LF or a ": " of its own, so the match cannot read one
     field as two or a bad name into a value. (A value with ": " in it is
-    declined: h11 sends that request.) A block that matched is kept in
-    :data:`_MATCHED` if *remember*."""
+    declined: h11 sends that request.)"""
     if block.count("\r\n") != count or block.count(": ") != count:
         return False
-    if block in _MATCHED:
-        return True
-    if _OUT_FIELDS.fullmatch(block) is None:
-        return False
-    if remember:
-        if len(_MATCHED) >= _MATCHED_MAX:
-            _MATCHED.clear()
-        _MATCHED.add(block)
-    return True
+    return _OUT_FIELDS.fullmatch(block) is not None
 
 
 def _frames(length: str | None, size: int) -> bool:
@@ -186,9 +198,7 @@ def parse_head(
     if status < 200 or status == 204 or status == 304:
         return FALLBACK
     fields = _FIELD.findall(block)
-    # The driver's head-size rule counts len(name) + len(value) + 4 per field
-    # and len(reason) + 15; this bound is never below it.
-    if len(fields) > max_header_count or end + len(fields) + 1 > max_header_bytes:
+    if not _within(end, len(fields), max_header_bytes, max_header_count):
         return FALLBACK
     items = []
     for name, value in fields:  # a loop: cheaper than a comprehension's call
@@ -198,6 +208,58 @@ def parse_head(
         return FALLBACK
     length, keep_alive = framing
     return Head(status, reason or "", "HTTP/1.1", Headers._from_items(items), length, keep_alive)
+
+
+def _within(end: int, count: int, max_header_bytes: int, max_header_count: int) -> bool:
+    """Does a head of *end* bytes and *count* fields keep to the limits? The
+    driver's head-size rule counts len(name) + len(value) + 4 per field and
+    len(reason) + 15; this bound is never below it."""
+    return count <= max_header_count and end + count + 1 <= max_header_bytes
+
+
+class HeadParser:
+    """:func:`parse_head` for one connection, remembering the last head it
+    took: a server answers alike requests with byte-identical heads (Date
+    changes once a second), and comparing the bytes costs a fraction of
+    parsing them. Per connection, so no head outlives its connection or is
+    seen by another Session."""
+
+    __slots__ = ("_head", "_items", "_raw")
+
+    def __init__(self) -> None:
+        self._raw = b""  # the last head taken, as received
+        self._head: Head | None = None  # what it parsed to
+        #: its fields, kept apart: the caller may change the Headers it got
+        self._items: tuple[tuple[str, str, str], ...] = ()
+
+    def end(self, data: bytes, limit: int) -> int | Fallback | None:
+        """:func:`head_end`, without the search for a head that starts as
+        the last one taken: its first blank line is that one's end."""
+        if self._raw and data.startswith(self._raw):
+            return len(self._raw)
+        return head_end(data, limit)
+
+    def parse(
+        self, data: bytes, end: int, max_header_bytes: int, max_header_count: int
+    ) -> Head | Fallback:
+        """:func:`parse_head`'s answer, with fresh Headers each time."""
+        last = self._head
+        if (
+            last is not None
+            and len(self._raw) == end
+            and data.startswith(self._raw)
+            and _within(end, len(self._items), max_header_bytes, max_header_count)
+        ):
+            headers = Headers._from_items(list(self._items))
+            return Head(
+                last.status_code, last.reason, "HTTP/1.1", headers, last.length, last.keep_alive
+            )
+        head = parse_head(data, end, max_header_bytes, max_header_count)
+        if isinstance(head, Head):
+            self._raw = data[:end]
+            self._head = head
+            self._items = tuple(head.headers._items)
+        return head
 
 
 def _framing(items: list[tuple[str, str, str]]) -> tuple[int, bool] | None:

@@ -21,9 +21,10 @@ import h11
 import trio
 
 import trio_conpool as cp
+from trio_conpool._tls_stream import send_eagerly
 
 from ._errors import LocalProtocolError, ReadTimeout, RemoteProtocolError, WriteTimeout
-from ._h1codec import Head, head_end, parse_head, request_head
+from ._h1codec import Head, HeadParser, request_head
 from ._headers import Headers
 from ._models import Request
 
@@ -50,6 +51,7 @@ class HTTP11Connection:
         "_fast",
         "_forward",
         "_h11",
+        "_heads",
         "_keep_alive",
         "_max_header_bytes",
         "_stream",
@@ -68,6 +70,7 @@ class HTTP11Connection:
         self._h11: h11.Connection | None = None
         #: this cycle bypasses h11 (the fast path's state follows)
         self._fast = False
+        self._heads = HeadParser()
         self._forward: cp.Proxy | None = None
         self._buffer = b""  # received, not yet consumed
         self._eof = False
@@ -125,7 +128,10 @@ class HTTP11Connection:
         self._keep_alive = True
         data = head + request.content if request.content else head
         with self._deadline(write_timeout) as scope:
-            await self._send_raw(data, request)
+            # The read of the response that follows is the exchange's
+            # checkpoint (a cycle starts with nothing buffered: finish_cycle
+            # reuses only a drained connection), so the send skips its own.
+            await self._send_raw(data, request, checkpoint=False)
             if on_sent is not None:
                 on_sent(request)
             response = await self._receive_fast_head(request, scope, read_timeout, max_header_count)
@@ -230,10 +236,12 @@ class HTTP11Connection:
             self.broken = True
             raise WriteTimeout(f"sending the request took over {timeout}s", request=request)
 
-    async def _send_raw(self, data: bytes, request: Request) -> None:
-        """Write *data* (the caller's scope bounds the time it takes)."""
+    async def _send_raw(self, data: bytes, request: Request, *, checkpoint: bool = True) -> None:
+        """Write *data* (the caller's scope bounds the time it takes);
+        *checkpoint* False: see :func:`~trio_conpool._tls_stream.send_eagerly`."""
+        stream = self._stream
         try:
-            await self._stream.send_all(data)
+            await (stream.send_all(data) if checkpoint else send_eagerly(stream, data))
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
             self.broken = True
             if not self._fast:
@@ -268,7 +276,7 @@ class HTTP11Connection:
         is h11's from here on (it has been given what arrived so far). Each
         read gets *timeout* seconds, by moving the deadline of *scope*."""
         limit = self._max_header_bytes
-        end = head_end(self._buffer, limit) if self._buffer else None
+        end = self._heads.end(self._buffer, limit) if self._buffer else None
         while end is None:
             scope.deadline = self._at(timeout)
             data = await self._receive_raw(request)
@@ -276,9 +284,9 @@ class HTTP11Connection:
                 self._eof = True
                 break
             self._buffer += data
-            end = head_end(self._buffer, limit)
+            end = self._heads.end(self._buffer, limit)
         if isinstance(end, int):
-            head = parse_head(self._buffer, end, self._max_header_bytes, max_header_count)
+            head = self._heads.parse(self._buffer, end, limit, max_header_count)
             if isinstance(head, Head):
                 self._buffer = self._buffer[end:]
                 self._body_left = self._body_length = head.length

@@ -50,6 +50,8 @@ TimeoutArg = Timeout | float | None
 #: What makes two requests of a redirect chain the same request: method,
 #: origin, target and Cookie header (the fragment is never sent).
 _HopKey = tuple[str, tuple[str, str, int], str, str | None]
+#: the requests of a redirect chain before its first redirect (shared: see _follow)
+_NOTHING_SEEN: frozenset[_HopKey] = frozenset()
 #: Redirect bodies up to this size are read so the connection can be
 #: reused; larger ones are dropped with the connection.
 _DRAIN_LIMIT = 65536
@@ -399,8 +401,10 @@ class Session:
         server that sets one and redirects back to the same URL (a common
         "do you keep cookies?" check) is not looping.
         """
-        history: list[Response] = []
-        seen: set[_HopKey] = set()
+        # Immutable until the first redirect: an empty tuple and frozenset are
+        # shared, so a request without redirects allocates neither.
+        history: tuple[Response, ...] = ()
+        seen = _NOTHING_SEEN
         while True:
             callers_cookie = "cookie" in request.headers  # before _frame adds the jar's
             response = await self._send_with_retries(request, limit)
@@ -409,7 +413,7 @@ class Session:
                     request, response, follow, len(history), cookie_from_jar=not callers_cookie
                 )
                 if next_request is not None:
-                    seen.add(_hop_key(request, request.headers.get("cookie")))  # as sent
+                    seen |= {_hop_key(request, request.headers.get("cookie"))}  # as sent
                     self._refuse_loop(request, next_request, seen)
             except BaseException:
                 await response.aclose()
@@ -420,12 +424,15 @@ class Session:
             if self._trace is not None:
                 shown = str(next_request.url.without_credentials())
                 self._trace(Redirected(response.status_code, shown))
-            history.append(response)
+            history += (response,)
             request = next_request
-        response.history = history
+        if history:
+            response.history = list(history)
         return response
 
-    def _refuse_loop(self, request: Request, next_request: Request, seen: set[_HopKey]) -> None:
+    def _refuse_loop(
+        self, request: Request, next_request: Request, seen: frozenset[_HopKey]
+    ) -> None:
         """Raise TooManyRedirects if *next_request* would repeat a request of
         this chain, with the Cookie header :meth:`_frame` would give it."""
         if "cookie" in next_request.headers:

@@ -14,7 +14,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trio_requests._h1codec import _MATCHED, FALLBACK, Head, head_end, parse_head, request_head
+from trio_requests._h1codec import (
+    _BLOCKS,
+    FALLBACK,
+    Head,
+    HeadParser,
+    head_end,
+    parse_head,
+    request_head,
+)
 from trio_requests._headers import Headers
 
 #: bytes that make the grammar's edge cases: controls, whitespace, separators, latin-1
@@ -78,6 +86,8 @@ def test_request_head_is_h11s_bytes_or_declined(
             fields.append(("Content-Length", str(len(content))))
     headers = Headers._from_items([(n.lower(), n, v) for n, v in fields])
     ours = request_head(method, target, headers, content)
+    # Asked again, the block may come from _BLOCKS: the same answer.
+    assert request_head(method, target, headers, content) == ours
     if ours is None:
         return
     theirs = h11_request(method, target, fields, content)
@@ -234,19 +244,49 @@ def test_heads_only_h11_may_judge_fall_back() -> None:
         assert end is not None
 
 
-def test_matched_header_blocks_are_remembered_without_credentials() -> None:
-    _MATCHED.clear()
+def test_header_blocks_are_remembered_without_credentials() -> None:
+    _BLOCKS.clear()
     plain = Headers({"Host": "h", "Accept": "*/*"})
     assert request_head("GET", "/", plain, None) is not None
-    assert {"Host: h\r\nAccept: */*\r\n"} == _MATCHED
+    fields = (("host", "Host", "h"), ("accept", "Accept", "*/*"))
+    assert {fields: ("Host: h\r\nAccept: */*\r\n", None)} == _BLOCKS
     for secret in ("Authorization", "Cookie", "Proxy-Authorization"):
         assert request_head("GET", "/", Headers({"Host": "h", secret: "s"}), None) is not None
     assert request_head("GET", "/", Headers({"Host": "h", "X": "a\x0bb"}), None) is None
-    assert {"Host: h\r\nAccept: */*\r\n"} == _MATCHED
+    assert list(_BLOCKS) == [fields]
     # The same text as a remembered block, but one field whose value holds a
     # CR LF: the counts still refuse it.
     split = Headers._from_items([("host", "Host", "h\r\nAccept: */*")])
     assert request_head("GET", "/", split, None) is None
+    # Remembered, the block still frames only the body its Content-Length says.
+    sized = Headers({"Host": "h", "Content-Length": "2"})
+    assert request_head("POST", "/", sized, b"ok") is not None
+    assert request_head("POST", "/", sized, b"no!") is None
+    assert request_head("POST", "/", sized, None) is None
     for n in range(300):  # bounded: emptied when full
         request_head("GET", "/", Headers({"Host": f"h{n}"}), None)
-    assert 0 < len(_MATCHED) <= 256
+    assert 0 < len(_BLOCKS) <= 256
+
+
+@settings(max_examples=300)
+@given(
+    heads=st.lists(st.sampled_from(GOOD_HEADS) | mutated(), min_size=1, max_size=6),
+    limits=st.lists(st.tuples(st.integers(20, 400), st.integers(0, 10)), min_size=6, max_size=6),
+)
+def test_a_head_parser_answers_as_parse_head(
+    heads: list[bytes], limits: list[tuple[int, int]]
+) -> None:
+    """Remembered or not, every head (repeated, or under other limits) ends
+    where head_end says and gets parse_head's answer, with Headers of its
+    own."""
+    parser = HeadParser()
+    for data, (limit, max_count) in zip(heads, limits, strict=False):
+        end = head_end(data, limit)
+        assert parser.end(data + b"body", limit) == head_end(data + b"body", limit)
+        if not isinstance(end, int):
+            continue
+        expected = parse_head(data, end, limit, max_count)
+        got = parser.parse(data + b"body", end, limit, max_count)
+        assert got == expected
+        if isinstance(got, Head):
+            got.headers["x-changed"] = "by the caller"

@@ -63,3 +63,23 @@ async def test_a_body_cut_short_says_how_much_arrived(server: H11Server) -> None
         with pytest.raises(tr.RemoteProtocolError, match=r"received 4 bytes, expected 10"):
             await session.get(server.url + "/cut")
         assert_pool_clean(session)
+
+
+async def test_a_repeated_head_gives_each_response_its_own_headers(server: H11Server) -> None:
+    """The connection remembers the last head it parsed: a byte-identical
+    head is answered from memory, with fresh Headers; a head of the same
+    length but other bytes is parsed again."""
+    a = b"HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nok"
+    b = b"HTTP/1.1 201 No\r\nX-B: 2\r\nContent-Length: 2\r\n\r\nno"
+    server.route("GET", "/a", Reply(200, raw=a, keep_open=True))
+    server.route("GET", "/b", Reply(200, raw=b, keep_open=True))
+    async with tr.Session() as session:
+        first = await session.get(server.url + "/a")
+        first.headers["x-a"] = "changed"
+        second = await session.get(server.url + "/a")
+        assert (second.status_code, second.headers["x-a"], second.content) == (200, "1", b"ok")
+        other = await session.get(server.url + "/b")
+        assert (other.status_code, other.reason, other.content) == (201, "No", b"no")
+        assert list(other.headers.items()) == [("X-B", "2"), ("Content-Length", "2")]
+        assert_pool_clean(session)
+    assert server.connections_accepted == 1

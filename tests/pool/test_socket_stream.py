@@ -4,6 +4,7 @@ socket pairs, and the error and close behaviour trio.SocketStream has."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Awaitable
 
 import pytest
 import trio
@@ -15,6 +16,16 @@ from trio_conpool import SocketStream
 async def _pair() -> tuple[SocketStream, SocketStream]:
     left, right = socket.socketpair()
     return SocketStream(left), SocketStream(right)
+
+
+async def yields(step: Awaitable[object]) -> bool:
+    """Did awaiting *step* pass a schedule point? (trio.testing's
+    assert_no_checkpoints would also count the cancel point of
+    checkpoint_if_cancelled, which every send has.) trio's own counter."""
+    task = trio.lowlevel.current_task()
+    before = task._schedule_points
+    await step
+    return task._schedule_points != before
 
 
 async def test_trio_generic_stream_checks() -> None:
@@ -59,5 +70,32 @@ async def test_a_big_send_waits_for_room() -> None:
         nursery.start_soon(read_all)
         await left.send_all(payload)
     assert received == payload
+    await left.aclose()
+    await right.aclose()
+
+
+async def test_an_unscheduled_send_leaves_the_schedule_point_to_the_receive() -> None:
+    """send_all(checkpoint=False) of what the kernel takes at once does not
+    yield (cancelled, it still raises); the next receive yields before its
+    recv and gets the bytes, arrived by then or later."""
+    left, right = await _pair()
+    assert not await yields(left.send_all(b"ping", checkpoint=False))
+    assert await right.receive_some() == b"ping"
+    await right.send_all(b"pong")
+    with trio.testing.assert_checkpoints():
+        assert await left.receive_some() == b"pong"
+
+    async def answer_later() -> None:
+        await trio.testing.wait_all_tasks_blocked()
+        await right.send_all(b"late")
+
+    await left.send_all(b"ping", checkpoint=False)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(answer_later)
+        assert await left.receive_some() == b"late"
+    with trio.CancelScope() as scope:
+        scope.cancel()
+        await left.send_all(b"never", checkpoint=False)
+    assert scope.cancelled_caught
     await left.aclose()
     await right.aclose()

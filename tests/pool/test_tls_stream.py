@@ -13,7 +13,8 @@ import trio
 import trio.testing
 
 from tests.pool.servers import Server, start_server
-from trio_conpool import TLSStream
+from tests.pool.test_socket_stream import yields
+from trio_conpool import SocketStream, TLSStream
 
 HOST = "localhost"
 
@@ -69,9 +70,11 @@ async def _tls_server(
     return await start_server(nursery, serve)
 
 
-async def _connect(server: Server, context: ssl.SSLContext) -> TLSStream:
+async def _connect(server: Server, context: ssl.SSLContext, *, adopt: bool = False) -> TLSStream:
+    """A TLSStream to *server*, over trio's socket stream or, if *adopt*,
+    over the pool's."""
     tcp = await trio.open_tcp_stream("127.0.0.1", server.port)
-    tls = TLSStream(tcp, context, HOST)
+    tls = TLSStream(SocketStream.adopt(tcp) if adopt else tcp, context, HOST)
     await tls.do_handshake()
     return tls
 
@@ -197,3 +200,20 @@ async def test_a_cancelled_send_breaks_the_stream(
     with pytest.raises(trio.BrokenResourceError):
         await tls.send_all(b"more")
     await tls.aclose()
+
+
+async def test_an_unscheduled_send_passes_to_the_pools_socket_only(
+    nursery: trio.Nursery, client_ssl_context: ssl.SSLContext, server_ssl_context: ssl.SSLContext
+) -> None:
+    """send_all(checkpoint=False) skips the schedule point through to the
+    pool's SocketStream; over another transport it sends as usual."""
+    server = await _tls_server(nursery, server_ssl_context, _echo)
+    ours = await _connect(server, client_ssl_context, adopt=True)
+    assert not await yields(ours.send_all(b"hi", checkpoint=False))
+    with trio.testing.assert_checkpoints():
+        assert await ours.receive_some() == b"hi"
+    theirs = await _connect(server, client_ssl_context)
+    assert await yields(theirs.send_all(b"hi", checkpoint=False))
+    assert await theirs.receive_some() == b"hi"
+    await ours.aclose()
+    await theirs.aclose()
