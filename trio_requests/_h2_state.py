@@ -23,6 +23,7 @@ from hyperframe.frame import (
     Frame,
     GoAwayFrame,
     HeadersFrame,
+    RstStreamFrame,
     WindowUpdateFrame,
 )
 
@@ -157,7 +158,37 @@ class H2State(h2.connection.H2Connection):
                     f"a flood of {self._idle_frames} frames without a response "
                     "(SETTINGS, PING, RST_STREAM, PRIORITY, empty DATA...)"
                 )
-        return super()._receive_frame(frame)
+        return self._handle_frame(frame)
+
+    def _handle_frame(self, frame: Frame) -> list[h2.events.Event]:
+        """h2's ``_receive_frame`` minus its first line, a trace log whose
+        argument, ``repr(frame)``, is built even though nothing logs it: it
+        copies the body of a DATA frame and hex-encodes all of it (a third
+        of the client's CPU for a large download)."""
+        try:
+            frames, events = self._frame_dispatch_table[frame.__class__](frame)
+        except h2.exceptions.StreamClosedError as exc:
+            # Closed by our RST_STREAM: a stream error, answered in kind.
+            if not self._stream_is_closed_by_reset(exc.stream_id):
+                raise
+            self._reset_closed(exc.stream_id, exc.error_code)
+            return exc._events
+        except h2.exceptions.StreamIDTooLowError as exc:
+            # A stream already gone: a stream error if we reset it, else
+            # a connection error (STREAM_CLOSED or PROTOCOL_ERROR).
+            if self._stream_is_closed_by_reset(exc.stream_id):
+                self._reset_closed(exc.stream_id, h2.errors.ErrorCodes.STREAM_CLOSED)
+                return []
+            if self._stream_is_closed_by_end(exc.stream_id):
+                raise h2.exceptions.StreamClosedError(exc.stream_id) from exc
+            raise
+        self._prepare_for_sending(frames)
+        return events  # type: ignore[no-any-return]
+
+    def _reset_closed(self, stream_id: int, error_code: int) -> None:
+        frame = RstStreamFrame(stream_id)
+        frame.error_code = error_code
+        self._prepare_for_sending([frame])
 
     def send_headers(self, *args: Any, **kwargs: Any) -> None:
         self._idle_frames = 0  # the server's answers to a new stream are progress

@@ -14,9 +14,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import h2.errors
+import hyperframe.frame
 import pytest
 import trio
 import trio.testing
+from hyperframe.frame import RstStreamFrame
 
 import trio_conpool as cp
 import trio_requests as tr
@@ -26,7 +28,15 @@ from tests.helpers import (
     assert_pool_clean,
     cancel_once_blocked,
 )
-from trio_requests.testing import H2Server, ReceivedRequest, Reply, ResetStream, open_h2_server
+from trio_requests._h2_state import H2State
+from trio_requests.testing import (
+    H2Server,
+    ReceivedRequest,
+    Reply,
+    ResetStream,
+    h2_frame,
+    open_h2_server,
+)
 
 MiB = 1 << 20
 
@@ -604,3 +614,53 @@ async def test_refused_streams_are_counted_traced_and_bounded(
         reasons = [i["reason"] for e, i in events if e == "retry"]
         assert reasons == ["the server reset the stream with REFUSED_STREAM"] * 2
         assert all(i["sleep"] > 0 for e, i in events if e == "retry")  # it backs off
+
+
+async def test_received_frames_are_not_formatted_for_a_log_nobody_reads(
+    h2_server_context: ssl.SSLContext,
+    client_ssl_context: ssl.SSLContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """h2 builds repr(frame) for a disabled trace log on every frame it
+    receives (a hex dump of each DATA frame's body); H2State does not. The
+    server receives no DATA for a GET, so only the client could call it."""
+
+    def no_repr(frame: object) -> str:
+        raise AssertionError("a received DATA frame was formatted")
+
+    monkeypatch.setattr(hyperframe.frame.DataFrame, "__repr__", no_repr)
+    async with h2_server(h2_server_context) as server, session(client_ssl_context) as s:
+        server.route("GET", "/big", Reply(200, body=b"d" * 100_000))
+        r = await s.get(server.url + "/big")
+        assert r.content == b"d" * 100_000
+
+
+async def test_headers_for_a_stream_we_reset_are_answered_with_rst_stream(
+    h2_server_context: ssl.SSLContext,
+    client_ssl_context: ssl.SSLContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HEADERS on a stream the client cancelled (and H2State forgot) is a
+    stream error (RFC 9113 §5.4.2): RST_STREAM(STREAM_CLOSED), and the
+    connection lives on."""
+    sent: list[Any] = []
+    prepare = H2State._prepare_for_sending
+
+    def spy(self: H2State, frames: list[Any]) -> None:
+        sent.extend(frames)
+        prepare(self, frames)
+
+    monkeypatch.setattr(H2State, "_prepare_for_sending", spy)
+    late_head = h2_frame(0x1, b"\x88", stream_id=1, flags=0x4)  # :status 200, END_HEADERS
+    async with h2_server(h2_server_context) as server, session(client_ssl_context) as s:
+        server.route("GET", "/never", Reply(no_response=True))
+        server.route("GET", "/late", Reply(raw=late_head, keep_open=True, read_body=True))
+        server.route("GET", "/ok", Reply(200, body=b"ok"))
+        with trio.move_on_after(0.2):
+            await s.get(server.url + "/never")  # stream 1, reset with CANCEL
+        with trio.move_on_after(0.2):
+            await s.get(server.url + "/late")  # stream 3: HEADERS for stream 1
+        assert (await s.get(server.url + "/ok")).content == b"ok"
+        assert server.connections_accepted == 1
+    resets = [(f.stream_id, f.error_code) for f in sent if isinstance(f, RstStreamFrame)]
+    assert (1, h2.errors.ErrorCodes.STREAM_CLOSED) in resets
