@@ -664,3 +664,65 @@ async def test_headers_for_a_stream_we_reset_are_answered_with_rst_stream(
         assert server.connections_accepted == 1
     resets = [(f.stream_id, f.error_code) for f in sent if isinstance(f, RstStreamFrame)]
     assert (1, h2.errors.ErrorCodes.STREAM_CLOSED) in resets
+
+
+# -- aread(): the whole body in one pass per wake --------------------------------
+
+
+async def test_aread_of_a_body_many_windows_long_reopens_the_window_as_it_goes(
+    h2_server_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    """aread() acknowledges each pass of DATA before waiting again: the
+    server may send only a window's worth (16 KiB here) ahead of that."""
+    body = bytes(range(256)) * (3 * MiB // 256)
+    limits = tr.Limits(http2_stream_window=16384)
+    async with (
+        h2_server(h2_server_context) as server,
+        session(client_ssl_context, limits=limits, timeout=5.0) as s,
+    ):
+        server.route("GET", "/big", Reply(200, body=body))
+        for _ in range(2):  # and the connection's window is whole again after
+            r = await s.get(server.url + "/big")
+            assert r.content == body and r.num_bytes_downloaded == len(body)
+        assert _unacknowledged(s) == 0
+        assert_pool_clean(s)
+
+
+async def test_aread_keeps_the_trailers(
+    h2_server_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    head = h2_frame(0x1, b"\x88", stream_id=1, flags=0x4)  # :status 200, END_HEADERS
+    data = h2_frame(0x0, b"body", stream_id=1)
+    trailer = b"\x00\x05x-sum\x03abc"  # x-sum: abc, a literal never indexed
+    tail = h2_frame(0x1, trailer, stream_id=1, flags=0x5)  # END_STREAM, END_HEADERS
+    async with h2_server(h2_server_context) as server, session(client_ssl_context) as s:
+        server.route("GET", "/t", Reply(raw=head + data + tail, keep_open=True, read_body=True))
+        r = await s.get(server.url + "/t")
+        assert (r.content, r.trailers["x-sum"]) == (b"body", "abc")
+
+
+async def test_aread_of_a_reset_stream_raises_and_gives_the_window_back(
+    h2_server_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    """DATA and then RST_STREAM in one read: the DATA taken in the pass that
+    meets the reset is acknowledged all the same (the connection window
+    would shrink by it for good)."""
+    head = h2_frame(0x1, b"\x88", stream_id=1, flags=0x4)  # :status 200, END_HEADERS
+    data = h2_frame(0x0, b"r" * 5000, stream_id=1)
+    reset = h2_frame(0x3, int(h2.errors.ErrorCodes.INTERNAL_ERROR).to_bytes(4, "big"), stream_id=1)
+    async with h2_server(h2_server_context) as server, session(client_ssl_context) as s:
+        server.route("GET", "/cut", Reply(raw=head + data + reset, keep_open=True, read_body=True))
+        server.route("GET", "/ok", Reply(200, body=b"ok"))
+        with pytest.raises(tr.StreamReset):
+            await s.get(server.url + "/cut")
+        assert (await s.get(server.url + "/ok")).content == b"ok"
+        assert _unacknowledged(s) == 0
+        assert_pool_clean(s)
+
+
+def _unacknowledged(s: tr.Session) -> int:
+    """Bytes of received DATA the client has not given back to the peer's
+    connection window (h2 sends the WINDOW_UPDATE itself, in batches)."""
+    (conn,) = _h2_connections(s)
+    window = conn.h2._inbound_flow_control_window_manager
+    return int(window.max_window_size - window.current_window_size - window._bytes_processed)
