@@ -15,8 +15,10 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
+import h2.frame_buffer
 import h2.stream
 from h2.utilities import HeaderValidationFlags
+from hyperframe.exceptions import InvalidDataError, InvalidFrameError
 from hyperframe.frame import (
     ContinuationFrame,
     DataFrame,
@@ -77,6 +79,7 @@ class H2State(h2.connection.H2Connection):
       after it in the same read are dropped instead of raising (the peer is
       closing; h2 would raise before returning the GOAWAY's event, and the
       streams above its last id could not learn they may be retried).
+    * **opening a stream raises nothing** (h2 catches a KeyError per new stream).
     * **counting open streams is O(1).** h2 counts them by walking every
       stream on each new one (and deletes closed ones as it goes): O(streams)
       per request, 5% of a request at 100 streams. Our connection's table
@@ -87,6 +90,8 @@ class H2State(h2.connection.H2Connection):
       (:data:`MAX_IDLE_CONTROL_FRAMES`, GOAWAY ENHANCE_YOUR_CALM).
     * **a body longer or shorter than its Content-Length resets only its
       stream** (PROTOCOL_ERROR) and is reported as :class:`BodyLengthMismatch`.
+    * **a received frame is parsed from a view of the buffer**, not from a
+      copy of it (:class:`_FrameBuffer`).
     * **a header block seen before is not decoded again, and a request's
       fields sent before are not encoded again** (:mod:`._hpack_cache`);
       nor is a received block validated again (:class:`_RevalidationCache`).
@@ -99,6 +104,7 @@ class H2State(h2.connection.H2Connection):
         decoder.max_allowed_table_size = self.decoder.max_allowed_table_size
         self.decoder = decoder
         self.encoder = CachingEncoder()
+        self.incoming_buffer = _FrameBuffer()
         self._in_flight = in_flight
         self._ended_by_peer = False
         self._idle_frames = 0
@@ -106,6 +112,14 @@ class H2State(h2.connection.H2Connection):
     def _begin_new_stream(self, stream_id: int, allowed_ids: Any) -> h2.stream.H2Stream:
         stream = super()._begin_new_stream(stream_id, allowed_ids)
         stream.__class__ = _CachingStream  # same state, one method changed
+        return stream
+
+    def _get_or_create_stream(self, stream_id: int, allowed_ids: Any) -> h2.stream.H2Stream:
+        # h2 looks the stream up and catches the KeyError: one exception
+        # raised and caught per request, since every request opens one.
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            stream = self._begin_new_stream(stream_id, allowed_ids)
         return stream
 
     @property
@@ -199,6 +213,56 @@ class H2State(h2.connection.H2Connection):
         """Frames are queued (h2 offers no public way to ask without
         taking them): lets a stream skip waking the writer for nothing."""
         return bool(self._data_to_send)
+
+
+class _FrameBuffer(h2.frame_buffer.FrameBuffer):
+    """h2's client-side FrameBuffer, except that frames are parsed from views
+    of the bytes received, kept as they came with an offset: h2 copies each
+    read into a bytearray, each frame out of it (which hyperframe copies
+    again to keep), and the bytearray shrinks by reallocating. A read that
+    ends on a frame boundary is now never copied, and any other only once,
+    with the partial frame before it."""
+
+    def __init__(self) -> None:
+        super().__init__(server=False)
+        self._received = b""
+        self._at = 0  # where the first unparsed frame starts
+
+    def add_data(self, data: Any) -> None:
+        if self._at < len(self._received):
+            self._received = self._received[self._at :] + data
+        else:
+            self._received = bytes(data)
+        self._at = 0
+
+    def __next__(self) -> Frame:
+        while True:
+            # A HEADERS frame without END_HEADERS waits for its CONTINUATIONs.
+            frame = self._update_header_buffer(self._parse_next())
+            if frame is not None:
+                return frame
+
+    def _parse_next(self) -> Frame:
+        received, at = self._received, self._at
+        if len(received) - at < 9:
+            raise StopIteration
+        view = memoryview(received)
+        try:
+            frame, length = Frame.parse_frame_header(view[at : at + 9])
+        except (InvalidDataError, InvalidFrameError) as exc:
+            raise h2.exceptions.ProtocolError(f"Received frame with invalid header: {exc}") from exc
+        end = at + 9 + length
+        if len(received) < end:
+            raise StopIteration
+        self._validate_frame_length(length)
+        try:
+            frame.parse_body(view[at + 9 : end])
+        except InvalidDataError as exc:
+            raise h2.exceptions.ProtocolError("Received frame with non-compliant data") from exc
+        except InvalidFrameError as exc:
+            raise h2.exceptions.FrameDataMissingError("Frame data missing or invalid") from exc
+        self._at = end
+        return frame
 
 
 _Header = tuple[bytes, bytes]
