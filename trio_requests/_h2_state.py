@@ -17,7 +17,7 @@ import h2.events
 import h2.exceptions
 import h2.frame_buffer
 import h2.stream
-from h2.utilities import HeaderValidationFlags
+from h2.utilities import HeaderValidationFlags, authority_from_headers, extract_method_header
 from hyperframe.exceptions import InvalidDataError, InvalidFrameError
 from hyperframe.frame import (
     ContinuationFrame,
@@ -306,7 +306,28 @@ _REVALIDATION = _RevalidationCache()
 
 class _CachingStream(h2.stream.H2Stream):
     """h2's stream, taking a received block's checks from
-    :class:`_RevalidationCache` when the same block passed them before."""
+    :class:`_RevalidationCache` when the same block passed them before, and
+    sending a client's header fields as they are."""
+
+    def send_headers(self, headers: Any, encoder: Any, end_stream: bool = False) -> list[Any]:
+        """h2's, for a client (which sends no informational response), minus
+        ``utf8_encode_headers``: our fields are bytes already (built by
+        ``_h2_stream._request_headers``, see ``_http2._CONFIG``), and h2
+        rebuilt the list field by field on every request."""
+        fields = list(headers)
+        machine = self.state_machine
+        events = machine.process_input(h2.stream.StreamInputs.SEND_HEADERS)
+        flags = self._build_hdr_validation_flags(events)
+        frames = self._build_headers_frames(fields, encoder, HeadersFrame(self.stream_id), flags)
+        if end_stream:
+            machine.process_input(h2.stream.StreamInputs.SEND_END_STREAM)
+            frames[0].flags.add("END_STREAM")
+        if machine.trailers_sent and not end_stream:
+            raise h2.exceptions.ProtocolError("Trailers must have END_STREAM set.")
+        if self._authority is None:
+            self._authority = authority_from_headers(fields)
+        self.request_method = extract_method_header(fields)
+        return frames
 
     def _process_received_headers(
         self,

@@ -726,3 +726,18 @@ def _unacknowledged(s: tr.Session) -> int:
     (conn,) = _h2_connections(s)
     window = conn.h2._inbound_flow_control_window_manager
     return int(window.max_window_size - window.current_window_size - window._bytes_processed)
+
+
+async def test_head_response_announcing_a_length_has_no_body(
+    h2_server_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    """h2 expects no DATA after a HEAD, whatever its Content-Length says, by
+    the method it remembers from our HEADERS (H2State sends them itself):
+    an empty DATA with END_STREAM ends it, no length mismatch."""
+    block = b"\x88" + b"\x0f\x0d\x03100"  # :status 200, content-length: 100
+    head = h2_frame(0x1, block, stream_id=1, flags=0x4)  # END_HEADERS
+    end = h2_frame(0x0, b"", stream_id=1, flags=0x1)  # END_STREAM
+    async with h2_server(h2_server_context) as server, session(client_ssl_context) as s:
+        server.route("HEAD", "/x", Reply(raw=head + end, keep_open=True, read_body=True))
+        r = await s.head(server.url + "/x")
+        assert (r.status_code, r.headers["content-length"], r.content) == (200, "100", b"")
