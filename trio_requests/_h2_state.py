@@ -42,6 +42,10 @@ __all__ = ["MAX_IDLE_CONTROL_FRAMES", "BodyLengthMismatch", "ControlFrameFlood",
 MAX_IDLE_CONTROL_FRAMES = 10_000
 
 
+_CLIENT_IDS = h2.connection.AllowedStreamIDs.ODD
+_Header = tuple[bytes, bytes]
+
+
 class ControlFrameFlood(h2.exceptions.ProtocolError):
     """More than :data:`MAX_IDLE_CONTROL_FRAMES` frames without progress."""
 
@@ -208,6 +212,22 @@ class H2State(h2.connection.H2Connection):
         self._idle_frames = 0  # the server's answers to a new stream are progress
         super().send_headers(*args, **kwargs)
 
+    def send_request(self, stream_id: int, fields: list[_Header], end_stream: bool) -> None:
+        """``send_headers`` for a request's fields: h2's, without the
+        priority arguments (we never send any), and with the allowed stream
+        ids looked up once (h2 builds an enum from its config per call)."""
+        self._idle_frames = 0
+        if stream_id not in self.streams:
+            limit = self.remote_settings.max_concurrent_streams
+            if self.open_outbound_streams + 1 > limit:
+                raise h2.exceptions.TooManyStreamsError(
+                    f"Max outbound streams is {limit}, {self.open_outbound_streams} open"
+                )
+        self.state_machine.process_input(h2.connection.ConnectionInputs.SEND_HEADERS)
+        stream = self._get_or_create_stream(stream_id, _CLIENT_IDS)
+        frames: list[Frame] = list(stream.send_headers(fields, self.encoder, end_stream))
+        self._prepare_for_sending(frames)
+
     @property
     def has_output(self) -> bool:
         """Frames are queued (h2 offers no public way to ask without
@@ -265,7 +285,6 @@ class _FrameBuffer(h2.frame_buffer.FrameBuffer):
         return frame
 
 
-_Header = tuple[bytes, bytes]
 _Key = tuple[tuple[_Header, ...], HeaderValidationFlags, Any]
 
 

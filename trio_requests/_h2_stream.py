@@ -167,7 +167,7 @@ class H2Stream:
         end = request.stream is None and not body
         h2c = self._conn.h2
         try:
-            h2c.send_headers(self.stream_id, _request_headers(request), end_stream=end)
+            h2c.send_request(self.stream_id, _request_headers(request), end)
         except h2.exceptions.TooManyStreamsError:
             # The peer lowered MAX_CONCURRENT_STREAMS under a lease in flight.
             raise StreamRefused("the server allows no more streams right now") from None
