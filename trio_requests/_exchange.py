@@ -169,7 +169,12 @@ class H2Body:
         return data
 
     async def receive_rest(self) -> bytes | None:
-        return None  # DATA frames come through the reader task, one by one
+        if self._done:
+            return None
+        try:
+            return await self._stream.receive_rest(self._read_timeout)
+        finally:
+            self._end()
 
     async def aclose(self) -> None:
         self._end()

@@ -15,14 +15,17 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
+import h2.frame_buffer
 import h2.stream
-from h2.utilities import HeaderValidationFlags
+from h2.utilities import HeaderValidationFlags, authority_from_headers, extract_method_header
+from hyperframe.exceptions import InvalidDataError, InvalidFrameError
 from hyperframe.frame import (
     ContinuationFrame,
     DataFrame,
     Frame,
     GoAwayFrame,
     HeadersFrame,
+    RstStreamFrame,
     WindowUpdateFrame,
 )
 
@@ -37,6 +40,10 @@ __all__ = ["MAX_IDLE_CONTROL_FRAMES", "BodyLengthMismatch", "ControlFrameFlood",
 #: 9518). A server's keepalive PINGs or SETTINGS changes come to a few an
 #: hour; Go's x/net/http2 allows 10000 queued control frames.
 MAX_IDLE_CONTROL_FRAMES = 10_000
+
+
+_CLIENT_IDS = h2.connection.AllowedStreamIDs.ODD
+_Header = tuple[bytes, bytes]
 
 
 class ControlFrameFlood(h2.exceptions.ProtocolError):
@@ -76,6 +83,7 @@ class H2State(h2.connection.H2Connection):
       after it in the same read are dropped instead of raising (the peer is
       closing; h2 would raise before returning the GOAWAY's event, and the
       streams above its last id could not learn they may be retried).
+    * **opening a stream raises nothing** (h2 catches a KeyError per new stream).
     * **counting open streams is O(1).** h2 counts them by walking every
       stream on each new one (and deletes closed ones as it goes): O(streams)
       per request, 5% of a request at 100 streams. Our connection's table
@@ -86,6 +94,8 @@ class H2State(h2.connection.H2Connection):
       (:data:`MAX_IDLE_CONTROL_FRAMES`, GOAWAY ENHANCE_YOUR_CALM).
     * **a body longer or shorter than its Content-Length resets only its
       stream** (PROTOCOL_ERROR) and is reported as :class:`BodyLengthMismatch`.
+    * **a received frame is parsed from a view of the buffer**, not from a
+      copy of it (:class:`_FrameBuffer`).
     * **a header block seen before is not decoded again, and a request's
       fields sent before are not encoded again** (:mod:`._hpack_cache`);
       nor is a received block validated again (:class:`_RevalidationCache`).
@@ -98,6 +108,7 @@ class H2State(h2.connection.H2Connection):
         decoder.max_allowed_table_size = self.decoder.max_allowed_table_size
         self.decoder = decoder
         self.encoder = CachingEncoder()
+        self.incoming_buffer = _FrameBuffer()
         self._in_flight = in_flight
         self._ended_by_peer = False
         self._idle_frames = 0
@@ -105,6 +116,14 @@ class H2State(h2.connection.H2Connection):
     def _begin_new_stream(self, stream_id: int, allowed_ids: Any) -> h2.stream.H2Stream:
         stream = super()._begin_new_stream(stream_id, allowed_ids)
         stream.__class__ = _CachingStream  # same state, one method changed
+        return stream
+
+    def _get_or_create_stream(self, stream_id: int, allowed_ids: Any) -> h2.stream.H2Stream:
+        # h2 looks the stream up and catches the KeyError: one exception
+        # raised and caught per request, since every request opens one.
+        stream = self.streams.get(stream_id)
+        if stream is None:
+            stream = self._begin_new_stream(stream_id, allowed_ids)
         return stream
 
     @property
@@ -157,11 +176,57 @@ class H2State(h2.connection.H2Connection):
                     f"a flood of {self._idle_frames} frames without a response "
                     "(SETTINGS, PING, RST_STREAM, PRIORITY, empty DATA...)"
                 )
-        return super()._receive_frame(frame)
+        return self._handle_frame(frame)
+
+    def _handle_frame(self, frame: Frame) -> list[h2.events.Event]:
+        """h2's ``_receive_frame`` minus its first line, a trace log whose
+        argument, ``repr(frame)``, is built even though nothing logs it: it
+        copies the body of a DATA frame and hex-encodes all of it (a third
+        of the client's CPU for a large download)."""
+        try:
+            frames, events = self._frame_dispatch_table[frame.__class__](frame)
+        except h2.exceptions.StreamClosedError as exc:
+            # Closed by our RST_STREAM: a stream error, answered in kind.
+            if not self._stream_is_closed_by_reset(exc.stream_id):
+                raise
+            self._reset_closed(exc.stream_id, exc.error_code)
+            return exc._events
+        except h2.exceptions.StreamIDTooLowError as exc:
+            # A stream already gone: a stream error if we reset it, else
+            # a connection error (STREAM_CLOSED or PROTOCOL_ERROR).
+            if self._stream_is_closed_by_reset(exc.stream_id):
+                self._reset_closed(exc.stream_id, h2.errors.ErrorCodes.STREAM_CLOSED)
+                return []
+            if self._stream_is_closed_by_end(exc.stream_id):
+                raise h2.exceptions.StreamClosedError(exc.stream_id) from exc
+            raise
+        self._prepare_for_sending(frames)
+        return events  # type: ignore[no-any-return]
+
+    def _reset_closed(self, stream_id: int, error_code: int) -> None:
+        frame = RstStreamFrame(stream_id)
+        frame.error_code = error_code
+        self._prepare_for_sending([frame])
 
     def send_headers(self, *args: Any, **kwargs: Any) -> None:
         self._idle_frames = 0  # the server's answers to a new stream are progress
         super().send_headers(*args, **kwargs)
+
+    def send_request(self, stream_id: int, fields: list[_Header], end_stream: bool) -> None:
+        """``send_headers`` for a request's fields: h2's, without the
+        priority arguments (we never send any), and with the allowed stream
+        ids looked up once (h2 builds an enum from its config per call)."""
+        self._idle_frames = 0
+        if stream_id not in self.streams:
+            limit = self.remote_settings.max_concurrent_streams
+            if self.open_outbound_streams + 1 > limit:
+                raise h2.exceptions.TooManyStreamsError(
+                    f"Max outbound streams is {limit}, {self.open_outbound_streams} open"
+                )
+        self.state_machine.process_input(h2.connection.ConnectionInputs.SEND_HEADERS)
+        stream = self._get_or_create_stream(stream_id, _CLIENT_IDS)
+        frames: list[Frame] = list(stream.send_headers(fields, self.encoder, end_stream))
+        self._prepare_for_sending(frames)
 
     @property
     def has_output(self) -> bool:
@@ -170,7 +235,56 @@ class H2State(h2.connection.H2Connection):
         return bool(self._data_to_send)
 
 
-_Header = tuple[bytes, bytes]
+class _FrameBuffer(h2.frame_buffer.FrameBuffer):
+    """h2's client-side FrameBuffer, except that frames are parsed from views
+    of the bytes received, kept as they came with an offset: h2 copies each
+    read into a bytearray, each frame out of it (which hyperframe copies
+    again to keep), and the bytearray shrinks by reallocating. A read that
+    ends on a frame boundary is now never copied, and any other only once,
+    with the partial frame before it."""
+
+    def __init__(self) -> None:
+        super().__init__(server=False)
+        self._received = b""
+        self._at = 0  # where the first unparsed frame starts
+
+    def add_data(self, data: Any) -> None:
+        if self._at < len(self._received):
+            self._received = self._received[self._at :] + data
+        else:
+            self._received = bytes(data)
+        self._at = 0
+
+    def __next__(self) -> Frame:
+        while True:
+            # A HEADERS frame without END_HEADERS waits for its CONTINUATIONs.
+            frame = self._update_header_buffer(self._parse_next())
+            if frame is not None:
+                return frame
+
+    def _parse_next(self) -> Frame:
+        received, at = self._received, self._at
+        if len(received) - at < 9:
+            raise StopIteration
+        view = memoryview(received)
+        try:
+            frame, length = Frame.parse_frame_header(view[at : at + 9])
+        except (InvalidDataError, InvalidFrameError) as exc:
+            raise h2.exceptions.ProtocolError(f"Received frame with invalid header: {exc}") from exc
+        end = at + 9 + length
+        if len(received) < end:
+            raise StopIteration
+        self._validate_frame_length(length)
+        try:
+            frame.parse_body(view[at + 9 : end])
+        except InvalidDataError as exc:
+            raise h2.exceptions.ProtocolError("Received frame with non-compliant data") from exc
+        except InvalidFrameError as exc:
+            raise h2.exceptions.FrameDataMissingError("Frame data missing or invalid") from exc
+        self._at = end
+        return frame
+
+
 _Key = tuple[tuple[_Header, ...], HeaderValidationFlags, Any]
 
 
@@ -211,7 +325,28 @@ _REVALIDATION = _RevalidationCache()
 
 class _CachingStream(h2.stream.H2Stream):
     """h2's stream, taking a received block's checks from
-    :class:`_RevalidationCache` when the same block passed them before."""
+    :class:`_RevalidationCache` when the same block passed them before, and
+    sending a client's header fields as they are."""
+
+    def send_headers(self, headers: Any, encoder: Any, end_stream: bool = False) -> list[Any]:
+        """h2's, for a client (which sends no informational response), minus
+        ``utf8_encode_headers``: our fields are bytes already (built by
+        ``_h2_stream._request_headers``, see ``_http2._CONFIG``), and h2
+        rebuilt the list field by field on every request."""
+        fields = list(headers)
+        machine = self.state_machine
+        events = machine.process_input(h2.stream.StreamInputs.SEND_HEADERS)
+        flags = self._build_hdr_validation_flags(events)
+        frames = self._build_headers_frames(fields, encoder, HeadersFrame(self.stream_id), flags)
+        if end_stream:
+            machine.process_input(h2.stream.StreamInputs.SEND_END_STREAM)
+            frames[0].flags.add("END_STREAM")
+        if machine.trailers_sent and not end_stream:
+            raise h2.exceptions.ProtocolError("Trailers must have END_STREAM set.")
+        if self._authority is None:
+            self._authority = authority_from_headers(fields)
+        self.request_method = extract_method_header(fields)
+        return frames
 
     def _process_received_headers(
         self,

@@ -167,7 +167,7 @@ class H2Stream:
         end = request.stream is None and not body
         h2c = self._conn.h2
         try:
-            h2c.send_headers(self.stream_id, _request_headers(request), end_stream=end)
+            h2c.send_request(self.stream_id, _request_headers(request), end)
         except h2.exceptions.TooManyStreamsError:
             # The peer lowered MAX_CONCURRENT_STREAMS under a lease in flight.
             raise StreamRefused("the server allows no more streams right now") from None
@@ -267,10 +267,47 @@ class H2Stream:
             elif isinstance(event, h2.events.StreamEnded):
                 return b""
             elif isinstance(event, h2.events.TrailersReceived):
-                # In place: the Response already holds this object.
-                self.trailers.extend_raw((bytes(n), bytes(v)) for n, v in event.headers)
+                self._keep_trailers(event)
             else:
                 raise self._failure(event)
+
+    async def receive_rest(self, read_timeout: float | None) -> bytes:
+        """The rest of the body in one piece (for ``aread()``). Each wake
+        takes every event already in the inbox in one pass, and reopens the
+        window once for all of them, not once per DATA frame through every
+        layer above; the window is still reopened before each wait, so a
+        body larger than it keeps coming."""
+        parts: list[bytes] = []
+        while not self._collect(await self._next(read_timeout), parts):
+            pass
+        return b"".join(parts)
+
+    def _collect(self, event: Item, parts: list[bytes]) -> bool:
+        """Take *event* and those queued after it into *parts*, acknowledge
+        their DATA; True once the stream has ended."""
+        consumed = 0
+        ended = False
+        inbox = self._inbox
+        while True:
+            if isinstance(event, h2.events.DataReceived):
+                consumed += event.flow_controlled_length
+                parts.append(event.data)
+            elif isinstance(event, h2.events.StreamEnded):
+                ended = True
+            elif isinstance(event, h2.events.TrailersReceived):
+                self._keep_trailers(event)
+            else:
+                self._acknowledge(consumed)
+                raise self._failure(event)
+            if ended or not inbox:
+                break
+            event = inbox.popleft()
+        self._acknowledge(consumed)
+        return ended
+
+    def _keep_trailers(self, event: h2.events.TrailersReceived) -> None:
+        # In place: the Response already holds this object.
+        self.trailers.extend_raw((bytes(n), bytes(v)) for n, v in event.headers)
 
     def close(self) -> None:
         """The request is done with this stream: reset it if it is still

@@ -14,9 +14,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import h2.errors
+import hyperframe.frame
 import pytest
 import trio
 import trio.testing
+from hyperframe.frame import RstStreamFrame
 
 import trio_conpool as cp
 import trio_requests as tr
@@ -26,7 +28,15 @@ from tests.helpers import (
     assert_pool_clean,
     cancel_once_blocked,
 )
-from trio_requests.testing import H2Server, ReceivedRequest, Reply, ResetStream, open_h2_server
+from trio_requests._h2_state import H2State
+from trio_requests.testing import (
+    H2Server,
+    ReceivedRequest,
+    Reply,
+    ResetStream,
+    h2_frame,
+    open_h2_server,
+)
 
 MiB = 1 << 20
 
@@ -604,3 +614,130 @@ async def test_refused_streams_are_counted_traced_and_bounded(
         reasons = [i["reason"] for e, i in events if e == "retry"]
         assert reasons == ["the server reset the stream with REFUSED_STREAM"] * 2
         assert all(i["sleep"] > 0 for e, i in events if e == "retry")  # it backs off
+
+
+async def test_received_frames_are_not_formatted_for_a_log_nobody_reads(
+    h2_server_context: ssl.SSLContext,
+    client_ssl_context: ssl.SSLContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """h2 builds repr(frame) for a disabled trace log on every frame it
+    receives (a hex dump of each DATA frame's body); H2State does not. The
+    server receives no DATA for a GET, so only the client could call it."""
+
+    def no_repr(frame: object) -> str:
+        raise AssertionError("a received DATA frame was formatted")
+
+    monkeypatch.setattr(hyperframe.frame.DataFrame, "__repr__", no_repr)
+    async with h2_server(h2_server_context) as server, session(client_ssl_context) as s:
+        server.route("GET", "/big", Reply(200, body=b"d" * 100_000))
+        r = await s.get(server.url + "/big")
+        assert r.content == b"d" * 100_000
+
+
+async def test_headers_for_a_stream_we_reset_are_answered_with_rst_stream(
+    h2_server_context: ssl.SSLContext,
+    client_ssl_context: ssl.SSLContext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HEADERS on a stream the client cancelled (and H2State forgot) is a
+    stream error (RFC 9113 §5.4.2): RST_STREAM(STREAM_CLOSED), and the
+    connection lives on."""
+    sent: list[Any] = []
+    prepare = H2State._prepare_for_sending
+
+    def spy(self: H2State, frames: list[Any]) -> None:
+        sent.extend(frames)
+        prepare(self, frames)
+
+    monkeypatch.setattr(H2State, "_prepare_for_sending", spy)
+    late_head = h2_frame(0x1, b"\x88", stream_id=1, flags=0x4)  # :status 200, END_HEADERS
+    async with h2_server(h2_server_context) as server, session(client_ssl_context) as s:
+        server.route("GET", "/never", Reply(no_response=True))
+        server.route("GET", "/late", Reply(raw=late_head, keep_open=True, read_body=True))
+        server.route("GET", "/ok", Reply(200, body=b"ok"))
+        with trio.move_on_after(0.2):
+            await s.get(server.url + "/never")  # stream 1, reset with CANCEL
+        with trio.move_on_after(0.2):
+            await s.get(server.url + "/late")  # stream 3: HEADERS for stream 1
+        assert (await s.get(server.url + "/ok")).content == b"ok"
+        assert server.connections_accepted == 1
+    resets = [(f.stream_id, f.error_code) for f in sent if isinstance(f, RstStreamFrame)]
+    assert (1, h2.errors.ErrorCodes.STREAM_CLOSED) in resets
+
+
+# -- aread(): the whole body in one pass per wake --------------------------------
+
+
+async def test_aread_of_a_body_many_windows_long_reopens_the_window_as_it_goes(
+    h2_server_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    """aread() acknowledges each pass of DATA before waiting again: the
+    server may send only a window's worth (16 KiB here) ahead of that."""
+    body = bytes(range(256)) * (3 * MiB // 256)
+    limits = tr.Limits(http2_stream_window=16384)
+    async with (
+        h2_server(h2_server_context) as server,
+        session(client_ssl_context, limits=limits, timeout=5.0) as s,
+    ):
+        server.route("GET", "/big", Reply(200, body=body))
+        for _ in range(2):  # and the connection's window is whole again after
+            r = await s.get(server.url + "/big")
+            assert r.content == body and r.num_bytes_downloaded == len(body)
+        assert _unacknowledged(s) == 0
+        assert_pool_clean(s)
+
+
+async def test_aread_keeps_the_trailers(
+    h2_server_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    head = h2_frame(0x1, b"\x88", stream_id=1, flags=0x4)  # :status 200, END_HEADERS
+    data = h2_frame(0x0, b"body", stream_id=1)
+    trailer = b"\x00\x05x-sum\x03abc"  # x-sum: abc, a literal never indexed
+    tail = h2_frame(0x1, trailer, stream_id=1, flags=0x5)  # END_STREAM, END_HEADERS
+    async with h2_server(h2_server_context) as server, session(client_ssl_context) as s:
+        server.route("GET", "/t", Reply(raw=head + data + tail, keep_open=True, read_body=True))
+        r = await s.get(server.url + "/t")
+        assert (r.content, r.trailers["x-sum"]) == (b"body", "abc")
+
+
+async def test_aread_of_a_reset_stream_raises_and_gives_the_window_back(
+    h2_server_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    """DATA and then RST_STREAM in one read: the DATA taken in the pass that
+    meets the reset is acknowledged all the same (the connection window
+    would shrink by it for good)."""
+    head = h2_frame(0x1, b"\x88", stream_id=1, flags=0x4)  # :status 200, END_HEADERS
+    data = h2_frame(0x0, b"r" * 5000, stream_id=1)
+    reset = h2_frame(0x3, int(h2.errors.ErrorCodes.INTERNAL_ERROR).to_bytes(4, "big"), stream_id=1)
+    async with h2_server(h2_server_context) as server, session(client_ssl_context) as s:
+        server.route("GET", "/cut", Reply(raw=head + data + reset, keep_open=True, read_body=True))
+        server.route("GET", "/ok", Reply(200, body=b"ok"))
+        with pytest.raises(tr.StreamReset):
+            await s.get(server.url + "/cut")
+        assert (await s.get(server.url + "/ok")).content == b"ok"
+        assert _unacknowledged(s) == 0
+        assert_pool_clean(s)
+
+
+def _unacknowledged(s: tr.Session) -> int:
+    """Bytes of received DATA the client has not given back to the peer's
+    connection window (h2 sends the WINDOW_UPDATE itself, in batches)."""
+    (conn,) = _h2_connections(s)
+    window = conn.h2._inbound_flow_control_window_manager
+    return int(window.max_window_size - window.current_window_size - window._bytes_processed)
+
+
+async def test_head_response_announcing_a_length_has_no_body(
+    h2_server_context: ssl.SSLContext, client_ssl_context: ssl.SSLContext
+) -> None:
+    """h2 expects no DATA after a HEAD, whatever its Content-Length says, by
+    the method it remembers from our HEADERS (H2State sends them itself):
+    an empty DATA with END_STREAM ends it, no length mismatch."""
+    block = b"\x88" + b"\x0f\x0d\x03100"  # :status 200, content-length: 100
+    head = h2_frame(0x1, block, stream_id=1, flags=0x4)  # END_HEADERS
+    end = h2_frame(0x0, b"", stream_id=1, flags=0x1)  # END_STREAM
+    async with h2_server(h2_server_context) as server, session(client_ssl_context) as s:
+        server.route("HEAD", "/x", Reply(raw=head + end, keep_open=True, read_body=True))
+        r = await s.head(server.url + "/x")
+        assert (r.status_code, r.headers["content-length"], r.content) == (200, "100", b"")
