@@ -74,6 +74,7 @@ class TLSStream(trio.abc.Stream):
         self._flushed: trio.Event | None = None
         self._broken = self._closed = False
         self._peer_closed = False  # its close_notify was read
+        self._deferred: ssl.SSLError | None = None
 
     # -- what ssl knows about the connection -----------------------------------
 
@@ -179,7 +180,9 @@ class TLSStream(trio.abc.Stream):
                 await trio.lowlevel.checkpoint()
                 return b""
             data = await self._read(max_bytes)
-            if len(data) < max_bytes and self._incoming.pending:
+            if not data:  # ssl's answer to close_notify: later reads will not find it
+                self._peer_closed = True
+            elif len(data) < max_bytes and self._incoming.pending:
                 data = self._take_buffered(data, max_bytes)
             if self._outgoing.pending:  # the read answered the peer (an alert, a key update)
                 await self._flush()
@@ -235,6 +238,8 @@ class TLSStream(trio.abc.Stream):
         """Plaintext: what ssl holds, or else the transport's next bytes.
         Fetching first when ssl holds nothing spares raising (and catching)
         ssl's "want read" on every response."""
+        if self._deferred is not None:  # met after the data last returned
+            raise self._deferred
         if self._incoming.pending or self._incoming.eof or self.ssl_object.pending():
             try:
                 data: bytes = self.ssl_object.read(max_bytes)
@@ -261,9 +266,15 @@ class TLSStream(trio.abc.Stream):
         while size < max_bytes and self._incoming.pending:
             try:
                 more = self.ssl_object.read(max_bytes - size)
-            except ssl.SSLError:
-                break  # an incomplete record, or the end: the next call sees it
-            if not more:
+            except ssl.SSLWantReadError:
+                break  # an incomplete record: the next call reads the rest
+            except ssl.SSLError as exc:
+                # close_notify or an error after the data: the next call's
+                # answer (the transport may stay silent, so no read finds it)
+                self._deferred = exc
+                break
+            if not more:  # close_notify: this data now, b"" next time
+                self._peer_closed = True
                 break
             parts.append(more)
             size += len(more)

@@ -217,3 +217,63 @@ async def test_an_unscheduled_send_passes_to_the_pools_socket_only(
     assert await theirs.receive_some() == b"hi"
     await ours.aclose()
     await theirs.aclose()
+
+
+async def test_close_notify_right_behind_the_data_ends_the_stream(
+    nursery: trio.Nursery, client_ssl_context: ssl.SSLContext, server_ssl_context: ssl.SSLContext
+) -> None:
+    """The server's last data and its close_notify arrive in one read, and
+    it keeps the TCP connection open waiting for ours (``unwrap``): the
+    second receive must say b"" at once, not wait on the silent socket."""
+
+    async def bye_then_unwrap(tls: trio.SSLStream[trio.abc.Stream]) -> None:
+        await tls.send_all(b"bye")
+        await tls.unwrap()
+
+    server = await _tls_server(nursery, server_ssl_context, bye_then_unwrap)
+    tls = await _connect(server, client_ssl_context)
+    await trio.testing.wait_all_tasks_blocked()  # both records are on their way
+    await trio.sleep(0.05)  # and in our socket's buffer
+    with trio.fail_after(5):
+        assert await tls.receive_some() == b"bye"
+        assert await tls.receive_some() == b""
+    await tls.aclose()
+
+
+async def test_a_bad_record_right_behind_the_data_breaks_the_next_receive(
+    client_ssl_context: ssl.SSLContext, server_ssl_context: ssl.SSLContext
+) -> None:
+    """A record that fails its integrity check arrives in the same read as
+    good data: the data comes first, the error with the next receive (the
+    transport has nothing more to say, so waiting on it would hang)."""
+    client_side, server_side = trio.testing.memory_stream_pair()
+    tls = TLSStream(client_side, client_ssl_context, HOST)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    server = server_ssl_context.wrap_bio(incoming, outgoing, server_side=True)
+
+    async def handshake() -> None:
+        while True:
+            try:
+                server.do_handshake()
+            except ssl.SSLWantReadError:
+                if outgoing.pending:
+                    await server_side.send_all(outgoing.read())
+                incoming.write(await server_side.receive_some())
+                continue
+            await server_side.send_all(outgoing.read())
+            return
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(handshake)
+            await tls.do_handshake()
+        server.write(b"data")
+        good = outgoing.read()
+        server.write(b"more")
+        bad = bytearray(outgoing.read())
+        bad[-1] ^= 1  # its authentication tag
+        await server_side.send_all(good + bad)
+        assert await tls.receive_some() == b"data"
+        with pytest.raises(trio.BrokenResourceError) as caught:
+            await tls.receive_some()
+    assert isinstance(caught.value.__cause__, ssl.SSLError)
