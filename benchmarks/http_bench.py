@@ -44,10 +44,19 @@ The ratio "trio_requests / X" is the median of the per-round ratios, taken
 between runs made moments apart, which drifts of a shared machine move alike.
 
 Per run the harness records: requests per second over the request phase
-(connects included, interpreter start-up excluded), TCP connections nginx
-accepted during the run (its ``stub_status`` counter), the client's CPU time
-over wall time for the same phase, its peak RSS, and errors (any failed or
-wrong response, and any request a time limit cut off).
+(connects included, interpreter start-up excluded), TCP connections the
+server accepted during the run (nginx's ``stub_status`` counter, nghttpd's
+log), the client's CPU time over wall time for the same phase, its peak RSS,
+and errors (any failed or wrong response, and any request a time limit cut off).
+
+``--server nghttpd`` (needs ``--protocol h2``) runs the same clients against
+nghttp2's nghttpd instead (tests/interop/nghttpd.py): the same /1k.bin and
+/1m.bin; uploads go to ``/echo``, which it answers with the body itself (64 KiB
+checked, not nginx's ``ok``); ``mcs10`` is its ``-m 10``. nghttpd has no
+per-connection request limit, so every client keeps one connection, and h2load
+runs as one batch. Its connection count comes from its ``-v`` frame log, which
+costs it CPU on every frame (benchmarks/README.md). :class:`BenchServer` is what
+the harness knows of either server.
 
 The default client list depends on ``--protocol``: h1 runs trio_requests,
 h11, httpx, aiohttp, niquests; h2 runs trio_requests, h2, h2load, httpx,
@@ -65,7 +74,8 @@ import shlex
 import statistics
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from importlib.metadata import version
 from pathlib import Path
@@ -74,9 +84,14 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))  # tests/interop/nginx.py: the one nginx launcher
+    sys.path.insert(0, str(REPO))  # tests/interop/: the one nginx and nghttpd launchers
 
-from tests.interop.nginx import FILES, Nginx, NginxNotInstalled, run_nginx  # noqa: E402
+from tests.interop.nghttpd import (  # noqa: E402
+    NghttpdNotInstalled,
+    nghttpd_version,
+    run_nghttpd,
+)
+from tests.interop.nginx import FILES, NginxNotInstalled, run_nginx  # noqa: E402
 
 PEERS = HERE / "peers"
 DEFAULT_PEERS_VENV = HERE / ".peers-venv"
@@ -141,14 +156,29 @@ class Scenario:
     requests_serial: int = 5000
     concurrency: tuple[int, ...] = (100, 1)
     protocols: tuple[str, ...] = ("h1", "h2")
-    #: nginx's http2_max_concurrent_streams (None: its default, 128).
+    #: the server's SETTINGS_MAX_CONCURRENT_STREAMS (None: its default, nginx's
+    #: 128, nghttpd's 100).
     max_concurrent_streams: int | None = None
+    #: the server answers an upload with its body (nghttpd), not ``ok\n`` (nginx's /read).
+    echo: bool = False
 
     def default_requests(self, concurrency: int) -> int:
         return self.requests if concurrency > 1 else self.requests_serial
 
+    def echoed(self) -> Scenario:
+        """This scenario against a server that echoes uploads (nghttpd, which
+        has no /read): the expected answer is the body itself."""
+        if not self.upload_bytes:
+            return self
+        return replace(self, path="/echo", expect_length=self.upload_bytes, echo=True)
+
     def describe(self) -> str:
         """What each request is, for the report's workload line."""
+        if self.echo:
+            return (
+                f"POSTs of a {self.upload_bytes}-byte in-memory body to `{self.path}` "
+                f"(echoed back, {self.expect_length} bytes)"
+            )
         if self.upload_bytes:
             return (
                 f"POSTs of a {self.upload_bytes}-byte in-memory body to `{self.path}` "
@@ -158,7 +188,7 @@ class Scenario:
         if self.max_concurrent_streams is None:
             return what
         return (
-            f"{what}, nginx allowing {self.max_concurrent_streams} streams per connection "
+            f"{what}, the server allowing {self.max_concurrent_streams} streams per connection "
             "(fewer than the tasks: a client queues them or opens more connections)"
         )
 
@@ -209,6 +239,7 @@ class Settings:
     clients: tuple[str, ...] = DEFAULT_CLIENTS["h1"]
     protocol: str = "h1"
     scheme: str = "https"
+    server: str = "nginx"
     time_limit: float = 120.0
     peers_venv: Path = DEFAULT_PEERS_VENV
     install: bool = True
@@ -248,6 +279,61 @@ class Sample:
     @property
     def cpu_percent(self) -> float:
         return 100.0 * self.cpu_seconds / self.seconds if self.seconds > 0 else 0.0
+
+
+# -- the server under test ------------------------------------------------------------------
+
+SERVERS = ("nginx", "nghttpd")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BenchServer:
+    """What the harness needs of the server under test, nginx or nghttpd alike."""
+
+    #: e.g. ``nginx/1.22.1 (1 worker, keepalive_requests 1000)``, for the report.
+    description: str
+    https_url: str
+    #: plain HTTP (None: the server has none, as nghttpd speaks only h2 over TLS).
+    http_url: str | None
+    ca_path: Path
+    #: requests per connection before the server ends it (0: no limit).
+    keepalive_requests: int
+    #: TCP connections the server accepted so far (a counter: take differences).
+    accepted_sync: Callable[[], int]
+
+
+@contextmanager
+def open_server(name: str, max_concurrent_streams: int | None) -> Iterator[BenchServer]:
+    """Start server *name* on loopback for the block; stop it afterwards."""
+    if name == "nginx":
+        with run_nginx(max_concurrent_streams=max_concurrent_streams) as nginx:
+            streams = nginx.max_concurrent_streams
+            limits = f"keepalive_requests {nginx.keepalive_requests}" + (
+                "" if streams is None else f", http2_max_concurrent_streams {streams}"
+            )
+            yield BenchServer(
+                description=f"nginx/{'.'.join(map(str, nginx.version))} (1 worker, {limits})",
+                https_url=nginx.https_url,
+                http_url=nginx.http_url,
+                ca_path=nginx.ca_path,
+                keepalive_requests=nginx.keepalive_requests,
+                accepted_sync=nginx.accepted_sync,
+            )
+    elif name == "nghttpd":
+        streams = 100 if max_concurrent_streams is None else max_concurrent_streams
+        with run_nghttpd(max_concurrent_streams=streams) as nghttpd:
+            yield BenchServer(
+                description=f"nghttpd {nghttpd_version()} (one process, `-v` frame "
+                f"logging on, max_concurrent_streams {nghttpd.max_concurrent_streams}, "
+                "no per-connection request limit)",
+                https_url=nghttpd.https_url,
+                http_url=None,
+                ca_path=nghttpd.ca_path,
+                keepalive_requests=0,
+                accepted_sync=nghttpd.connections_accepted,
+            )
+    else:
+        raise ValueError(f"unknown server {name!r}; one of {', '.join(SERVERS)}")
 
 
 # -- the peers' virtualenv -----------------------------------------------------------------
@@ -300,12 +386,13 @@ def prepare_peers(settings: Settings) -> dict[str, str]:
 
 
 def run_client(
-    server: Nginx, client: Client, settings: Settings, concurrency: int, rnd: int
+    server: BenchServer, client: Client, settings: Settings, concurrency: int, rnd: int
 ) -> Sample:
-    """Run *client* once in a fresh process; nginx's accepted counter before
-    and after gives the TCP connections it used."""
+    """Run *client* once in a fresh process; the server's accepted counter
+    before and after gives the TCP connections it used."""
     python = _venv_python(settings.peers_venv) if client.in_peers_venv else Path(sys.executable)
     base = server.https_url if settings.scheme == "https" else server.http_url
+    assert base is not None, "parse_args allows --scheme http only with nginx"
     scenario = settings.scenario
     requests = settings.requests_at(concurrency)
     argv = [
@@ -362,7 +449,7 @@ def run_client(
     return sample
 
 
-def run_rounds(server: Nginx, settings: Settings, clients: Sequence[Client]) -> list[Sample]:
+def run_rounds(server: BenchServer, settings: Settings, clients: Sequence[Client]) -> list[Sample]:
     """Every client once per concurrency per round, the order rotated by round."""
     samples: list[Sample] = []
     for rnd in range(settings.repeats):
@@ -379,7 +466,7 @@ def run_rounds(server: Nginx, settings: Settings, clients: Sequence[Client]) -> 
 # -- the report ------------------------------------------------------------------------------
 
 
-def machine_facts(server: Nginx, protocol: str) -> str:
+def machine_facts(server: BenchServer, protocol: str) -> str:
     model = "?"
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
@@ -390,15 +477,11 @@ def machine_facts(server: Nginx, protocol: str) -> str:
     except OSError:
         pass
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    nginx = ".".join(map(str, server.version))
     library = f"h2 {version('h2')}" if protocol == "h2" else f"h11 {version('h11')}"
-    streams = server.max_concurrent_streams
-    streams_text = "" if streams is None else f", http2_max_concurrent_streams {streams}"
     return (
         f'Machine: {cpus} CPUs (nproc), CPU model "{model}"; {platform.system()} '
         f"{platform.release()}; Python {platform.python_version()}; trio {version('trio')}; "
-        f"{library}; nginx/{nginx} (1 worker, keepalive_requests "
-        f"{server.keepalive_requests}{streams_text})."
+        f"{library}; {server.description}."
     )
 
 
@@ -436,7 +519,11 @@ def _median_ratio(samples: list[Sample], concurrency: int, peer: str, rounds: in
 
 
 def render(
-    samples: list[Sample], settings: Settings, server: Nginx, command: str, missing: dict[str, str]
+    samples: list[Sample],
+    settings: Settings,
+    server: BenchServer,
+    command: str,
+    missing: dict[str, str],
 ) -> str:
     protocol = {"h1": "HTTP/1.1", "h2": "HTTP/2"}[settings.protocol]
     tls = " verified against a trustme CA" if settings.scheme == "https" else ""
@@ -489,10 +576,15 @@ def render(
             )
         lines.append("")
     if "h2load" in keys and settings.protocol == "h2":
+        batches = (
+            f"one h2load per {server.keepalive_requests} requests (it does not reconnect "
+            "after GOAWAY)"
+            if server.keepalive_requests
+            else "one h2load for all N requests (the server sets no per-connection limit)"
+        )
         lines.append(
             "- h2load: a C program, not a Python client; checked in aggregate (ALPN h2, "
-            "2xx count, body bytes); does not verify the certificate; one h2load per "
-            f"{server.keepalive_requests} requests (it does not reconnect after GOAWAY)."
+            f"2xx count, body bytes); does not verify the certificate; {batches}."
         )
     for key, why in missing.items():
         lines.append(f"- {key}: not run ({why})")
@@ -571,6 +663,12 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     )
     parser.add_argument("--protocol", choices=("h1", "h2"), default="h1")
     parser.add_argument("--scheme", choices=("https", "http"), default="https")
+    parser.add_argument(
+        "--server",
+        choices=SERVERS,
+        default="nginx",
+        help="the loopback server: nginx (default) or nghttpd (needs --protocol h2)",
+    )
     parser.add_argument("--time-limit", type=float, help="seconds per client run (default 120)")
     parser.add_argument("--peers-venv", type=Path, default=DEFAULT_PEERS_VENV)
     parser.add_argument(
@@ -582,12 +680,15 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
     ns = parser.parse_args(argv)
     settings = QUICK if ns.quick else default
     scenario = SCENARIOS[ns.scenario]
+    if ns.server == "nghttpd":
+        scenario = scenario.echoed()
     overrides: dict[str, Any] = {
         "scenario": scenario,
         "concurrency": scenario.concurrency,
         "protocol": ns.protocol,
         "clients": DEFAULT_CLIENTS[ns.protocol],
         "scheme": ns.scheme,
+        "server": ns.server,
         "peers_venv": ns.peers_venv,
         "install": ns.install,
     }
@@ -602,6 +703,8 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
         parser.error(
             f"--scenario {scenario.name} needs --protocol {' or '.join(scenario.protocols)}"
         )
+    if settings.server == "nghttpd" and settings.protocol != "h2":
+        parser.error("--server nghttpd needs --protocol h2 (nghttpd speaks only HTTP/2)")
     if settings.protocol == "h2" and settings.scheme != "https":
         parser.error("--protocol h2 needs --scheme https (nginx offers HTTP/2 by ALPN, on TLS)")
     return settings
@@ -614,10 +717,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     missing = prepare_peers(settings)
     clients = [CLIENTS_BY_KEY[key] for key in settings.clients if key not in missing]
     try:
-        with run_nginx(max_concurrent_streams=settings.scenario.max_concurrent_streams) as server:
+        with open_server(settings.server, settings.scenario.max_concurrent_streams) as server:
             samples = run_rounds(server, settings, clients)
             print(render(samples, settings, server, command, missing))
-    except NginxNotInstalled as exc:
+    except (NginxNotInstalled, NghttpdNotInstalled) as exc:
         print(f"http_bench: {exc}", file=sys.stderr)
         return 2
     failed = [s for s in samples if s.client in OURS and s.errors]

@@ -133,6 +133,17 @@ class Nghttpd:
         return len(self.log.h2_sessions)
 
 
+def nghttpd_version(binary: str = NGHTTPD) -> str:
+    """The nghttp2 version ``nghttpd --version`` prints, e.g. ``nghttp2/1.52.0``."""
+    out = subprocess.run(
+        [binary, "--version"], capture_output=True, text=True, timeout=10, check=True
+    )
+    match = re.search(r"nghttp2/[\w.-]+", out.stdout + out.stderr)
+    if match is None:
+        raise NghttpdFailed(f"cannot read the version from `{binary} --version`: {out.stdout!r}")
+    return match[0]
+
+
 def _output(workdir: Path, limit: int = 4000) -> str:
     parts = []
     for name in ("stderr.log", "stdout.log"):

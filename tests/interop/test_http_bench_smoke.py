@@ -1,6 +1,6 @@
 """The HTTP benchmark harness still runs (a tiny run of our client and the
-bare loop of the protocol against a real nginx), so it cannot rot between
-bench runs."""
+bare loop of the protocol against a real nginx, and against nghttpd), so it
+cannot rot between bench runs."""
 
 from __future__ import annotations
 
@@ -57,3 +57,45 @@ def test_http_bench_upload_scenario(protocol: str, bare: str) -> None:
     assert "| trio_requests |" in out
     assert f"| {bare} |" in out
     assert "n/a" not in out
+
+
+@pytest.mark.interop
+def test_http_bench_against_nghttpd() -> None:
+    """``--server nghttpd``: the same clients against nghttp2's server, which
+    has no per-connection request limit, so each client keeps one connection."""
+    out = _quick_run("--server", "nghttpd", "--protocol", "h2", "--clients", "trio_requests,h2")
+    assert "nghttpd nghttp2/" in out  # the report names the server actually used
+    assert "nginx" not in out
+    assert "| trio_requests |" in out
+    assert "| h2 |" in out
+    assert "n/a" not in out
+
+
+@pytest.mark.interop
+def test_http_bench_nghttpd_echoed_upload() -> None:
+    """nghttpd echoes an upload back: every client checks the 64 KiB answer."""
+    out = _quick_run(
+        "--server",
+        "nghttpd",
+        "--protocol",
+        "h2",
+        "--scenario",
+        "upload",
+        "--clients",
+        "trio_requests,h2",
+    )
+    assert "(echoed back, 65536 bytes)" in out
+    assert "| trio_requests |" in out
+    assert "n/a" not in out
+
+
+def test_http_bench_nghttpd_needs_h2() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "http_bench.py"), "--server", "nghttpd"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--server nghttpd needs --protocol h2" in result.stderr
