@@ -97,7 +97,7 @@ async def probe_tls_idle(transport: Transport) -> bool:
         TypeError: *transport* is plain text or was not made by open_transport.
     """
     stream = transport.stream
-    bottom = _bottom(stream)
+    bottom = socket_under(stream)
     if not isinstance(stream, TLSStream) or bottom is None:
         raise TypeError("probe_tls_idle needs a TLS transport made by open_transport")
     with trio.CancelScope() as probe:
@@ -112,7 +112,7 @@ async def probe_tls_idle(transport: Transport) -> bool:
     return True  # cancelled by SocketStream: nothing more without waiting
 
 
-def _bottom(stream: trio.abc.Stream) -> SocketStream | None:
+def socket_under(stream: trio.abc.Stream) -> SocketStream | None:
     """The :class:`SocketStream` under *stream*'s TLS layers, if any."""
     while isinstance(stream, TLSStream):
         stream = stream.transport_stream

@@ -21,6 +21,8 @@ import h11
 import trio
 
 import trio_conpool as cp
+from trio_conpool._idle_probe import socket_under
+from trio_conpool._socket_stream import SocketDeadline
 from trio_conpool._tls_stream import send_eagerly
 
 from ._errors import LocalProtocolError, ReadTimeout, RemoteProtocolError, WriteTimeout
@@ -31,6 +33,9 @@ from ._models import Request
 #: Bytes asked of the socket per read: large enough that a 1 MiB body takes
 #: 16 reads, small enough not to hoard memory per connection.
 READ_SIZE = 65536
+
+#: What bounds an exchange's waits (see HTTP11Connection._deadline).
+Deadline = trio.CancelScope | SocketDeadline
 
 
 class HTTP11Connection:
@@ -54,6 +59,7 @@ class HTTP11Connection:
         "_heads",
         "_keep_alive",
         "_max_header_bytes",
+        "_socket",
         "_stream",
         "broken",
         "bytes_received",
@@ -62,6 +68,8 @@ class HTTP11Connection:
 
     def __init__(self, stream: trio.abc.Stream, *, max_header_bytes: int) -> None:
         self._stream = stream
+        #: the pool's socket under the stream, which keeps our deadlines
+        self._socket = socket_under(stream)
         self._max_header_bytes = max_header_bytes
         #: the run's clock, read directly: trio.current_time() is three calls deep
         self._clock = trio.lowlevel.current_clock()
@@ -268,7 +276,7 @@ class HTTP11Connection:
     async def _receive_fast_head(
         self,
         request: Request,
-        scope: trio.CancelScope,
+        scope: Deadline,
         timeout: float | None,
         max_header_count: int,
     ) -> Head | None:
@@ -515,13 +523,14 @@ class HTTP11Connection:
         self.bytes_received += len(data)
         return bytes(data)
 
-    def _deadline(self, timeout: float | None) -> trio.CancelScope:
-        """A cancel scope expiring *timeout* seconds from now (never if None).
-
-        A plain CancelScope rather than ``trio.fail_after``: that one is a
-        generator-based context manager and cost ~10% of a keep-alive request
-        in profiles. Callers check ``cancelled_caught`` to raise their own
-        typed timeout."""
+    def _deadline(self, timeout: float | None) -> Deadline:
+        """What bounds the block's waits to *timeout* seconds from now
+        (never if None): the pool's socket, if it is one of its streams (no
+        scope in trio's deadline heap, see SocketDeadline), else a cancel
+        scope. Callers check ``cancelled_caught`` to raise their own typed
+        timeout, and may move ``deadline``."""
+        if self._socket is not None:
+            return SocketDeadline(self._socket, self._at(timeout))
         return trio.CancelScope(deadline=self._at(timeout))
 
     def _at(self, timeout: float | None) -> float:

@@ -3,6 +3,7 @@ socket pairs, and the error and close behaviour trio.SocketStream has."""
 
 from __future__ import annotations
 
+import math
 import socket
 from collections.abc import Awaitable
 
@@ -11,6 +12,7 @@ import trio
 import trio.testing
 
 from trio_conpool import SocketStream
+from trio_conpool._socket_stream import SocketDeadline
 
 
 async def _pair() -> tuple[SocketStream, SocketStream]:
@@ -97,5 +99,42 @@ async def test_an_unscheduled_send_leaves_the_schedule_point_to_the_receive() ->
         scope.cancel()
         await left.send_all(b"never", checkpoint=False)
     assert scope.cancelled_caught
+    await left.aclose()
+    await right.aclose()
+
+
+async def test_a_socket_deadline_ends_waits_like_a_cancel_scope(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """SocketDeadline: a wait past its deadline ends the block with
+    ``cancelled_caught`` (no scope in trio's deadline heap); moving it moves
+    the socket's; the deadline outside comes back; data already there
+    needs no wait, so nothing times out."""
+    left, right = await _pair()
+    assert left.deadline == math.inf
+    outer_at = trio.current_time() + 5
+    with SocketDeadline(left, outer_at) as outer:
+        with SocketDeadline(left, trio.current_time() + 1) as bound:
+            started = trio.current_time()
+            await left.receive_some()  # nothing comes
+        assert bound.cancelled_caught
+        assert trio.current_time() - started == 1
+        assert left.deadline == outer_at  # the outer one is back
+        outer.deadline = trio.current_time() + 2
+        await right.send_all(b"x")
+        assert await left.receive_some() == b"x"
+    assert not outer.cancelled_caught
+    assert left.deadline == math.inf
+    await left.aclose()
+    await right.aclose()
+
+
+async def test_a_socket_deadline_ends_a_blocked_send(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    left, right = await _pair()
+    with SocketDeadline(left, trio.current_time() + 3) as bound:
+        await left.send_all(b"x" * 50_000_000)  # the peer never reads
+    assert bound.cancelled_caught
     await left.aclose()
     await right.aclose()
