@@ -7,11 +7,10 @@ connection that has read nothing since is "readable". :func:`probe_tls_idle`
 settles it by reading through TLS until it would block. It can stop exactly
 there because the TLS layer reads from our :class:`SocketStream`, which, while
 a probe runs, cancels the probe instead of waiting on an empty socket.
-``SSLStream.receive_some`` survives such a cancellation once the handshake is
-done (only its send path marks the stream broken), so the connection stays
-usable.
+``TLSStream.receive_some`` survives such a cancellation (only its send path
+marks the stream broken), so the connection stays usable.
 
-Through an https proxy there are two TLS layers: the target's SSLStream reads
+Through an https proxy there are two TLS layers: the target's TLSStream reads
 from the proxy's, which reads from the one :class:`SocketStream`, over the
 socket. The socket then carries the proxy's records only, so whatever the peek
 sees there (the proxy's tickets, its close_notify, the target's records inside)
