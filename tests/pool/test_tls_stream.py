@@ -277,3 +277,92 @@ async def test_a_bad_record_right_behind_the_data_breaks_the_next_receive(
         with pytest.raises(trio.BrokenResourceError) as caught:
             await tls.receive_some()
     assert isinstance(caught.value.__cause__, ssl.SSLError)
+
+
+class _ScriptedSSL:
+    """Stands in for the TLSStream's ssl.SSLObject (white box): a write needs
+    the peer's bytes first, as during a TLS 1.2 renegotiation, and a read
+    hands back what came, answering with *reply* (a handshake message)."""
+
+    def __init__(self, tls: TLSStream, reply: bytes = b"") -> None:
+        self.tls = tls
+        self.reply = reply
+        self.peer_spoke = False
+
+    def pending(self) -> int:
+        return 0
+
+    def read(self, max_bytes: int) -> bytes:
+        data = self.tls._incoming.read(max_bytes)
+        if not data:
+            raise ssl.SSLWantReadError
+        self.peer_spoke = True
+        self.tls._outgoing.write(self.reply)
+        return data
+
+    def write(self, data: bytes) -> int:
+        if not self.peer_spoke:
+            raise ssl.SSLWantReadError
+        return self.tls._outgoing.write(bytes(data))
+
+
+def _scripted(transport: trio.abc.Stream, reply: bytes = b"") -> tuple[TLSStream, _ScriptedSSL]:
+    tls = TLSStream(transport, ssl.create_default_context(), HOST)
+    script = _ScriptedSSL(tls, reply)
+    tls.ssl_object = script  # type: ignore[assignment]
+    tls._handshaken = True
+    return tls, script
+
+
+async def test_a_write_that_needs_the_peers_bytes_waits_for_the_reader() -> None:
+    """Another task is reading the transport: the write waits for its bytes
+    instead of reading too (which would be a BusyResourceError)."""
+    ours, theirs = trio.testing.memory_stream_pair()
+    tls, script = _scripted(ours)
+    received: list[bytes] = []
+
+    async def read() -> None:
+        received.append(await tls.receive_some())
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read)
+            await trio.testing.wait_all_tasks_blocked()  # it waits on the transport
+            nursery.start_soon(tls.send_all, b"request")
+            await trio.testing.wait_all_tasks_blocked()
+            assert not script.peer_spoke  # the write is parked, not reading
+            await theirs.send_all(b"handshake")
+        assert received == [b"handshake"]
+        assert await theirs.receive_some() == b"request"
+
+
+async def test_a_write_after_a_reply_in_flight_goes_out_behind_it() -> None:
+    """A read answered the peer and its send is blocked (the peer is not
+    reading): a write then waits for that send, which takes the write's
+    bytes along, in order."""
+    ours, theirs = trio.testing.lockstep_stream_pair()
+    tls, _ = _scripted(ours, reply=b"reply")
+    received: list[bytes] = []
+    sent: list[bytes] = []
+
+    async def read() -> None:
+        received.append(await tls.receive_some())
+
+    async def write() -> None:
+        await tls.send_all(b"request")
+        sent.append(b"request")
+
+    with trio.fail_after(5):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.start_soon(theirs.send_all, b"hello")
+            await trio.testing.wait_all_tasks_blocked()  # the reply's send is stuck
+            nursery.start_soon(write)
+            await trio.testing.wait_all_tasks_blocked()
+            assert await theirs.receive_some() == b"reply"
+            await trio.testing.wait_all_tasks_blocked()
+            assert sent == []  # its bytes are not out yet: send_all has not returned
+            assert await theirs.receive_some() == b"request"
+        assert received == [b"hello"]
+        assert sent == [b"request"]
