@@ -142,10 +142,13 @@ def _tls_reason(hostname: str, cause: BaseException) -> str:
 _PROXY_ALPN = ("http/1.1",)
 
 
+def _proxy_tls(proxy: Proxy) -> TLSConfig:
+    return TLSConfig(ssl_context=proxy.ssl_context, alpn=_PROXY_ALPN)
+
+
 def proxy_endpoint(proxy: Proxy) -> Endpoint:
     """*proxy* as an endpoint of its own: the key of its TLS sessions."""
-    tls = TLSConfig(ssl_context=proxy.ssl_context, alpn=_PROXY_ALPN)
-    return Endpoint(proxy.host, proxy.port, tls=tls)
+    return Endpoint(proxy.host, proxy.port, tls=_proxy_tls(proxy))
 
 
 async def open_proxy_tls(
@@ -159,11 +162,9 @@ async def open_proxy_tls(
         ProxyError: the handshake failed; the message names the proxy and
             says the certificate was the proxy's, the ssl error chained.
     """
-    key = proxy_endpoint(proxy)
-    assert key.tls is not None
     try:
-        ssl_stream = _wrap(tcp, key.tls, proxy.host)
-        await _handshake(ssl_stream, key, sessions)
+        ssl_stream = _wrap(tcp, _proxy_tls(proxy), proxy.host)
+        await _handshake(ssl_stream, proxy_endpoint(proxy), sessions)
     except trio.BrokenResourceError as exc:
         cause = exc.__cause__ or exc
         raise _proxy_tls_error(proxy, endpoint, cause) from cause
