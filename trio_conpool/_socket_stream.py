@@ -34,6 +34,15 @@ import trio
 DEFAULT_RECEIVE_SIZE = 65536
 
 
+def receive_size(max_bytes: int | None) -> int:
+    """``receive_some``'s *max_bytes*, checked as trio's streams check it."""
+    if max_bytes is None:
+        return DEFAULT_RECEIVE_SIZE
+    if operator.index(max_bytes) < 1:
+        raise ValueError("max_bytes must be >= 1")
+    return max_bytes
+
+
 class SocketStream(trio.abc.Stream):
     """A connected, non-blocking stream socket (TCP or Unix)."""
 
@@ -93,10 +102,7 @@ class SocketStream(trio.abc.Stream):
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self._receiving:
             raise trio.BusyResourceError("another task is already receiving on this socket")
-        if max_bytes is None:
-            max_bytes = DEFAULT_RECEIVE_SIZE
-        elif operator.index(max_bytes) < 1:
-            raise ValueError("max_bytes must be >= 1")
+        max_bytes = receive_size(max_bytes)
         self._receiving = True
         try:
             await trio.lowlevel.checkpoint_if_cancelled()

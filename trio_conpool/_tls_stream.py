@@ -29,20 +29,16 @@ common case neither waits, and each costs a flag check.
 from __future__ import annotations
 
 import contextlib
-import operator
 import ssl
 from collections.abc import Coroutine
 from typing import Any
 
 import trio
 
-from ._socket_stream import SocketStream
+from ._socket_stream import SocketStream, receive_size
 
 #: Ciphertext read from the transport at once (four full TLS records).
 READ_SIZE = 65536
-
-#: Plaintext returned by ``receive_some()`` without a size.
-DEFAULT_RECEIVE_SIZE = 65536
 
 
 class TLSStream(trio.abc.Stream):
@@ -167,10 +163,7 @@ class TLSStream(trio.abc.Stream):
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self._receiving:
             raise trio.BusyResourceError("another task is already receiving on this stream")
-        if max_bytes is None:
-            max_bytes = DEFAULT_RECEIVE_SIZE
-        elif operator.index(max_bytes) < 1:
-            raise ValueError("max_bytes must be >= 1")
+        max_bytes = receive_size(max_bytes)
         self._receiving = True
         try:
             self._check_usable()
@@ -283,16 +276,15 @@ class TLSStream(trio.abc.Stream):
     # -- moving ciphertext -------------------------------------------------------
 
     async def _retry_reading(self, operation: Any, *args: Any) -> Any:
-        """Call the ssl *operation* until it no longer needs the peer's
-        bytes, sending what it produces first; ssl errors become broken."""
+        """Call the ssl *operation* (the handshake, a write) until it no
+        longer needs the peer's bytes, sending what it produces first; ssl
+        errors (a close_notify met by a write too) become broken."""
         while True:
             try:
                 return operation(*args)
             except ssl.SSLWantReadError:
                 await self._flush()
                 await self._fill()
-            except ssl.SSLZeroReturnError:
-                raise
             except ssl.SSLError as exc:
                 raise trio.BrokenResourceError(f"TLS error: {exc}") from exc
 

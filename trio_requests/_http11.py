@@ -127,10 +127,9 @@ class HTTP11Connection:
         forward: cp.Proxy | None,
         on_sent: Callable[[Request], None] | None,
     ) -> Head:
-        """The fast path's request and response head, under one cancel
-        scope whose deadline moves from the write to each read (one scope
-        instead of two per request: a scope costs as much as parsing the
-        head). h11 reads the response if the fast path may not."""
+        """The fast path's request and response head, under one deadline
+        (see :meth:`_deadline`) moved from the write to each read. h11
+        reads the response if the fast path may not."""
         self._fast = True
         self._forward = forward
         self._keep_alive = True

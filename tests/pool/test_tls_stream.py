@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+from functools import partial
 
 import pytest
 import trio
 import trio.testing
 
+from tests.helpers import cancel_once_blocked
 from tests.pool.servers import Server, start_server
 from tests.pool.test_socket_stream import yields
 from trio_conpool import SocketStream, TLSStream
@@ -175,9 +177,7 @@ async def test_a_cancelled_receive_leaves_the_stream_usable(
 ) -> None:
     server = await _tls_server(nursery, server_ssl_context, _echo)
     tls = await _connect(server, client_ssl_context)
-    with trio.move_on_after(0.05) as scope:
-        await tls.receive_some()  # nothing comes
-    assert scope.cancelled_caught
+    await cancel_once_blocked(tls.receive_some)  # nothing comes
     await tls.send_all(b"still here")
     assert await tls.receive_some() == b"still here"
     await tls.aclose()
@@ -194,9 +194,8 @@ async def test_a_cancelled_send_breaks_the_stream(
 
     server = await _tls_server(nursery, server_ssl_context, never_read)
     tls = await _connect(server, client_ssl_context)
-    with trio.move_on_after(0.2) as scope:
-        await tls.send_all(b"x" * 50_000_000)  # more than the socket buffers hold
-    assert scope.cancelled_caught
+    # More than the socket buffers hold, so the send is blocked mid-record.
+    await cancel_once_blocked(partial(tls.send_all, b"x" * 50_000_000))
     with pytest.raises(trio.BrokenResourceError):
         await tls.send_all(b"more")
     await tls.aclose()
@@ -232,8 +231,9 @@ async def test_close_notify_right_behind_the_data_ends_the_stream(
 
     server = await _tls_server(nursery, server_ssl_context, bye_then_unwrap)
     tls = await _connect(server, client_ssl_context)
-    await trio.testing.wait_all_tasks_blocked()  # both records are on their way
-    await trio.sleep(0.05)  # and in our socket's buffer
+    # The server waits in unwrap: both records are in our socket's buffer
+    # (loopback delivers at send).
+    await trio.testing.wait_all_tasks_blocked()
     with trio.fail_after(5):
         assert await tls.receive_some() == b"bye"
         assert await tls.receive_some() == b""
